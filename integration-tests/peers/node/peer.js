@@ -102,6 +102,11 @@ server.listen(Number(process.argv[2] || 0), '127.0.0.1', () => {
   process.stdout.write(`READY ${server.address().port}\n`);
 });
 
+// The test holds our stdin open; if it dies without killing us (SIGKILL,
+// abort), EOF arrives here and we do not outlive it.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+
 // The test kills us with SIGKILL on drop; SIGTERM/SIGINT also exit promptly.
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => process.exit(0));

@@ -9,7 +9,9 @@ Prints `READY <port>` on stdout once it accepts connections.
 """
 
 import json
+import os
 import sys
+import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from opentelemetry import baggage, propagate, trace
@@ -66,8 +68,16 @@ class QuietHandler(WSGIRequestHandler):
         pass
 
 
+def _exit_when_stdin_closes():
+    # The test holds our stdin open; if it dies without killing us (SIGKILL,
+    # abort), EOF arrives here and we do not outlive it.
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
     server = make_server(
         "127.0.0.1",
         port,
