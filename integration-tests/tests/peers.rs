@@ -17,7 +17,40 @@ use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
 use baton_propagators::{HeaderCarrier, HeaderCarrierMut};
-use support::peer::{Peer, PeerKind, PeerView};
+use support::peer::{Peer, PeerKind};
+
+/// Collects every failed expectation of a test so one run shows them all
+/// (the first failure would otherwise hide the rest), then fails.
+#[derive(Default)]
+struct Checks(Vec<String>);
+
+impl Checks {
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "call sites pass temporaries; taking values keeps them readable"
+    )]
+    fn eq<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
+        if got != want {
+            self.0.push(format!("{what}: got {got:?}, want {want:?}"));
+        }
+    }
+
+    fn that(&mut self, what: &str, ok: bool) {
+        if !ok {
+            self.0.push(what.to_owned());
+        }
+    }
+
+    #[track_caller]
+    fn finish(self, context: &str) {
+        assert!(
+            self.0.is_empty(),
+            "{} failed check(s):\n  - {}\ncontext: {context}",
+            self.0.len(),
+            self.0.join("\n  - ")
+        );
+    }
+}
 
 // switch to baton_propagators once merged
 fn baton_propagator() -> impl TextMapPropagator {
@@ -99,7 +132,10 @@ fn baton_origin(propagator: &impl TextMapPropagator, baggage: Baggage) -> Outgoi
             .parse()
             .expect("traceparent is a valid header value"),
     );
-    upstream.insert("tracestate", TRACESTATE.parse().expect("valid header value"));
+    upstream.insert(
+        "tracestate",
+        TRACESTATE.parse().expect("valid header value"),
+    );
     let out = baton_hop(propagator, &upstream, 0x03);
     Outgoing {
         cx: out.cx.with_baggage(baggage),
@@ -130,8 +166,27 @@ fn inject(propagator: &impl TextMapPropagator, cx: &Context) -> HeaderMap {
     headers
 }
 
+/// A header as text; an empty value counts as absent (an empty tracestate
+/// carries nothing, and some implementations still send the line).
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// A baggage header's list members, sorted: the API's `Baggage` is a hash
+/// map, so member order differs between instances and carries no meaning;
+/// each member is still compared byte for byte.
+fn members(header: Option<&str>) -> Vec<String> {
+    let mut m: Vec<String> = header
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    m.sort();
+    m
 }
 
 fn baggage_values(cx: &Context) -> BTreeMap<String, String> {
@@ -173,17 +228,28 @@ async fn baton_to_peer(kind: PeerKind) {
     let out = baton_origin(&propagator, full_baggage());
     let sent = inject(&propagator, &out.cx);
     let seen = peer.call(&sent).await;
-    let ctx = format!("sent {sent:?}; {} peer reported {}", kind.name(), seen.raw);
+    let mut c = Checks::default();
 
-    assert_eq!(seen.trace_id, out.trace_id.to_string(), "trace id; {ctx}");
-    assert_eq!(
+    c.eq(
+        "trace id",
+        seen.trace_id.as_str(),
+        out.trace_id.to_string().as_str(),
+    );
+    c.eq(
+        "parent span id = Baton's span",
         seen.parent_span_id.as_deref(),
         Some(out.span_id.to_string().as_str()),
-        "parent span id; {ctx}"
     );
-    assert_ne!(seen.span_id, out.span_id.to_string(), "peer made its own span; {ctx}");
-    assert_eq!(seen.trace_flags, Some(0x03), "incoming flags (sampled + random); {ctx}");
-    assert_eq!(seen.tracestate, TRACESTATE, "tracestate; {ctx}");
+    c.that(
+        "peer made its own span",
+        seen.span_id != out.span_id.to_string(),
+    );
+    c.eq(
+        "incoming flags (sampled + random)",
+        seen.trace_flags,
+        Some(0x03),
+    );
+    c.eq("tracestate", seen.tracestate.as_str(), TRACESTATE);
 
     for &(key, value, prop) in BAGGAGE {
         let got = seen.baggage.get(key).map(|v| match kind {
@@ -191,64 +257,115 @@ async fn baton_to_peer(kind: PeerKind) {
             PeerKind::Python => v.replace("; ", ";"),
             PeerKind::Node => v.clone(),
         });
-        assert_eq!(
-            got,
-            Some(expected_at_peer(kind, value, prop)),
-            "baggage {key:?} ({value:?}, property {prop:?}); {ctx}"
+        let want = expected_at_peer(kind, value, prop);
+        c.eq(
+            &format!("baggage {key:?} (sent {value:?}, property {prop:?})"),
+            got.as_deref(),
+            Some(want.as_str()),
         );
     }
     if kind == PeerKind::Node {
         // @opentelemetry/core 2.12 keeps baggage properties as entry metadata.
-        assert_eq!(
+        c.eq(
+            "Node baggage metadata of \"prop\"",
             seen.baggage_metadata.get("prop").map(|m| m.trim()),
             Some("p=1"),
-            "Node baggage metadata; {ctx}"
         );
     }
-    assert_eq!(seen.baggage.len(), BAGGAGE.len(), "no extra baggage; {ctx}");
+    c.eq(
+        "number of baggage entries",
+        seen.baggage.len(),
+        BAGGAGE.len(),
+    );
+    c.finish(&format!(
+        "sent {sent:?}; {} peer reported {}",
+        kind.name(),
+        seen.raw
+    ));
 }
 
 async fn peer_to_baton(kind: PeerKind) {
     let propagator = baton_propagator();
     let peer = Peer::start(kind);
+    let mut c = Checks::default();
+
+    // A trace the peer starts itself: its own flags, untouched by anything we sent.
+    let root = peer.call(&HeaderMap::new()).await;
+    let root_tp = root
+        .injected("traceparent")
+        .expect("peer injected traceparent");
+    if kind == PeerKind::Python {
+        // Python 1.45 marks the trace ids it generates as random.
+        c.eq("Python root flags", flags_of(root_tp), 0x03);
+    }
+    let cx = propagator.extract(&HeaderCarrier(&root.injected));
+    let sc = cx.span().span_context().clone();
+    c.eq(
+        "root: trace id",
+        sc.trace_id().to_string(),
+        root.trace_id.clone(),
+    );
+    c.eq(
+        "root: span id = peer's span",
+        sc.span_id().to_string(),
+        root.span_id.clone(),
+    );
+    c.eq(
+        "root: flags kept",
+        sc.trace_flags().to_u8(),
+        flags_of(root_tp),
+    );
+    let again = inject(&propagator, &cx);
+    c.eq(
+        "root: traceparent round-trips",
+        header(&again, "traceparent"),
+        Some(root_tp),
+    );
+
+    // A trace continued from Baton, with tracestate and baggage.
     let out = baton_origin(&propagator, full_baggage());
     let seen = peer.call(&inject(&propagator, &out.cx)).await;
-    let ctx = format!("{} peer reported {}", kind.name(), seen.raw);
-
     let cx = propagator.extract(&HeaderCarrier(&seen.injected));
     let sc = cx.span().span_context().clone();
-    assert!(sc.is_valid(), "Baton extracted a valid context; {ctx}");
-    assert!(sc.is_remote(), "extracted context is remote; {ctx}");
-    assert_eq!(sc.trace_id().to_string(), seen.trace_id, "trace id; {ctx}");
-    assert_eq!(sc.span_id().to_string(), seen.span_id, "parent = peer's server span; {ctx}");
-
-    let peer_traceparent = seen.injected("traceparent").expect("peer injected traceparent");
-    let peer_flags = flags_of(peer_traceparent);
-    assert_eq!(peer_flags, seen.span_trace_flags, "peer injects its span's flags; {ctx}");
-    if kind == PeerKind::Python {
-        // Python 1.45 marks its trace ids random and keeps the bit on children.
-        assert_eq!(peer_flags, 0x03, "Python sends flags 03; {ctx}");
-    }
-    assert_eq!(
-        sc.trace_flags().to_u8(),
-        peer_flags,
-        "Baton keeps every flag bit the peer sent; {ctx}"
+    c.that(
+        "extracted context is valid and remote",
+        sc.is_valid() && sc.is_remote(),
     );
+    c.eq("trace id", sc.trace_id().to_string(), seen.trace_id.clone());
+    c.eq(
+        "span id = peer's server span",
+        sc.span_id().to_string(),
+        seen.span_id.clone(),
+    );
+    let peer_tp = seen
+        .injected("traceparent")
+        .expect("peer injected traceparent");
+    c.eq(
+        "peer injects its span's flags",
+        flags_of(peer_tp),
+        seen.span_trace_flags,
+    );
+    c.eq("flags kept", sc.trace_flags().to_u8(), flags_of(peer_tp));
 
     // Black-box check of what Baton holds: re-inject and compare headers.
     let again = inject(&propagator, &cx);
-    assert_eq!(
+    c.eq(
+        "traceparent round-trips",
         header(&again, "traceparent"),
-        Some(peer_traceparent),
-        "traceparent round-trips through Baton; {ctx}"
+        Some(peer_tp),
     );
-    assert_eq!(
+    c.eq(
+        "tracestate round-trips",
         header(&again, "tracestate"),
         seen.injected("tracestate"),
-        "tracestate round-trips through Baton; {ctx}"
+    );
+    // Also checked by baton_to_*; without it the round trip above is vacuous.
+    c.eq(
+        "peer forwarded the tracestate",
+        seen.injected("tracestate"),
+        Some(TRACESTATE),
     );
 
-    let got = baggage_values(&cx);
     let expected: BTreeMap<String, String> = seen
         .baggage
         .iter()
@@ -262,14 +379,25 @@ async fn peer_to_baton(kind: PeerKind) {
             (k.clone(), v)
         })
         .collect();
-    assert_eq!(got, expected, "baggage values; {ctx}");
+    c.eq("baggage values", baggage_values(&cx), expected);
+    c.eq(
+        "every baggage entry made the round trip",
+        cx.baggage().len(),
+        BAGGAGE.len(),
+    );
     if kind == PeerKind::Node {
-        let (_, meta) = cx
+        let meta = cx
             .baggage()
             .get_with_metadata("prop")
-            .expect("prop survived");
-        assert_eq!(meta.as_str().trim(), "p=1", "baggage property from Node; {ctx}");
+            .map(|(_, m)| m.as_str().trim());
+        c.eq("baggage property from Node", meta, Some("p=1"));
     }
+    c.finish(&format!(
+        "{} peer root {}; continued {}",
+        kind.name(),
+        root.raw,
+        seen.raw
+    ));
 }
 
 #[tokio::test]
@@ -299,6 +427,7 @@ async fn multi_hop_baton_python_baton_node_baton() {
     let propagator = baton_propagator();
     let (python, node) = (Peer::start(PeerKind::Python), Peer::start(PeerKind::Node));
     let expected_baggage = portable_expected();
+    let mut c = Checks::default();
 
     // Hop 0: Baton originates.
     let hop0 = baton_origin(&propagator, portable_baggage());
@@ -307,52 +436,103 @@ async fn multi_hop_baton_python_baton_node_baton() {
 
     // Hop 1: Python.
     let py = python.call(&h0).await;
-    let ctx = format!("hop0 headers {h0:?}; python {}", py.raw);
-    assert_eq!(py.trace_id, trace_id, "trace id at Python; {ctx}");
-    assert_eq!(py.parent_span_id, Some(hop0.span_id.to_string()), "{ctx}");
-    assert_eq!(py.trace_flags, Some(0x03), "flags at Python; {ctx}");
-    assert_eq!(py.tracestate, TRACESTATE, "tracestate at Python; {ctx}");
-    assert_eq!(py.baggage, expected_baggage, "baggage at Python; {ctx}");
+    c.eq("python: trace id", &py.trace_id, &trace_id);
+    c.eq(
+        "python: parent",
+        py.parent_span_id.clone(),
+        Some(hop0.span_id.to_string()),
+    );
+    c.eq("python: incoming flags", py.trace_flags, Some(0x03));
+    c.eq("python: tracestate", py.tracestate.as_str(), TRACESTATE);
+    c.eq("python: baggage", &py.baggage, &expected_baggage);
 
-    // Hop 2: Baton receives from Python and calls Node.
+    // Hop 2: Baton receives from Python and calls Node with Python's flags.
     let cx2 = propagator.extract(&HeaderCarrier(&py.injected));
-    assert_eq!(cx2.span().span_context().span_id().to_string(), py.span_id, "{ctx}");
-    assert_eq!(baggage_values(&cx2), expected_baggage, "baggage at Baton after Python; {ctx}");
-    let py_flags = flags_of(py.injected("traceparent").expect("python injected traceparent"));
+    let sc2 = cx2.span().span_context().clone();
+    c.eq(
+        "baton hop 2: trace id",
+        sc2.trace_id().to_string(),
+        trace_id.clone(),
+    );
+    c.eq(
+        "baton hop 2: parent = python span",
+        sc2.span_id().to_string(),
+        py.span_id.clone(),
+    );
+    c.eq(
+        "baton hop 2: baggage",
+        &baggage_values(&cx2),
+        &expected_baggage,
+    );
+    let py_flags = flags_of(
+        py.injected("traceparent")
+            .expect("python injected traceparent"),
+    );
     let hop2 = baton_hop(&propagator, &py.injected, py_flags);
-    assert_eq!(hop2.trace_id.to_string(), trace_id, "trace id at Baton hop 2; {ctx}");
     let h2 = inject(&propagator, &hop2.cx);
     // Baton's own encoding is stable across hops, even after Python re-encoded it.
-    assert_eq!(
-        header(&h2, "baggage"),
-        header(&h0, "baggage"),
-        "Baton's baggage header is identical at hops 0 and 2; {ctx}"
+    c.eq(
+        "baton baggage members, hop 2 vs hop 0",
+        members(header(&h2, "baggage")),
+        members(header(&h0, "baggage")),
     );
-    assert_eq!(header(&h2, "tracestate"), Some(TRACESTATE), "{ctx}");
+    c.eq(
+        "baton hop 2: tracestate",
+        header(&h2, "tracestate"),
+        Some(TRACESTATE),
+    );
 
     // Hop 3: Node.
     let nd = node.call(&h2).await;
-    let ctx = format!("{ctx}; hop2 headers {h2:?}; node {}", nd.raw);
-    assert_eq!(nd.trace_id, trace_id, "trace id at Node; {ctx}");
-    assert_eq!(nd.parent_span_id, Some(hop2.span_id.to_string()), "{ctx}");
-    assert_eq!(nd.trace_flags, Some(py_flags), "flags Python sent reach Node; {ctx}");
-    assert_eq!(nd.tracestate, TRACESTATE, "tracestate at Node; {ctx}");
-    assert_eq!(nd.baggage, expected_baggage, "baggage at Node; {ctx}");
+    c.eq("node: trace id", &nd.trace_id, &trace_id);
+    c.eq(
+        "node: parent",
+        nd.parent_span_id.clone(),
+        Some(hop2.span_id.to_string()),
+    );
+    c.eq(
+        "node: incoming flags = python's",
+        nd.trace_flags,
+        Some(py_flags),
+    );
+    c.eq("node: tracestate", nd.tracestate.as_str(), TRACESTATE);
+    c.eq("node: baggage", &nd.baggage, &expected_baggage);
 
     // Hop 4: Baton receives from Node.
     let cx4 = propagator.extract(&HeaderCarrier(&nd.injected));
     let sc4 = cx4.span().span_context().clone();
-    assert_eq!(sc4.trace_id().to_string(), trace_id, "trace id at Baton hop 4; {ctx}");
-    assert_eq!(sc4.span_id().to_string(), nd.span_id, "{ctx}");
-    assert!(sc4.is_sampled(), "sampled survives every hop; {ctx}");
-    assert_eq!(baggage_values(&cx4), expected_baggage, "baggage at Baton after Node; {ctx}");
-    let h4 = inject(&propagator, &cx4);
-    assert_eq!(header(&h4, "tracestate"), Some(TRACESTATE), "{ctx}");
-    assert_eq!(
-        header(&h4, "baggage"),
-        header(&h0, "baggage"),
-        "Baton's baggage header is identical at hops 0 and 4; {ctx}"
+    c.eq(
+        "baton hop 4: trace id",
+        sc4.trace_id().to_string(),
+        trace_id.clone(),
     );
+    c.eq(
+        "baton hop 4: parent = node span",
+        sc4.span_id().to_string(),
+        nd.span_id.clone(),
+    );
+    c.that("baton hop 4: sampled survived every hop", sc4.is_sampled());
+    c.eq(
+        "baton hop 4: baggage",
+        &baggage_values(&cx4),
+        &expected_baggage,
+    );
+    let h4 = inject(&propagator, &cx4);
+    c.eq(
+        "baton hop 4: tracestate",
+        header(&h4, "tracestate"),
+        Some(TRACESTATE),
+    );
+    c.eq(
+        "baton baggage members, hop 4 vs hop 0",
+        members(header(&h4, "baggage")),
+        members(header(&h0, "baggage")),
+    );
+
+    c.finish(&format!(
+        "hop0 {h0:?}; python {}; hop2 {h2:?}; node {}; hop4 {h4:?}",
+        py.raw, nd.raw
+    ));
 }
 
 /// Traceparent values every implementation must reject.
@@ -365,11 +545,18 @@ fn malformed_traceparents() -> Vec<(&'static str, String)> {
         ("zero trace id", format!("00-{}-{s}-01", "0".repeat(32))),
         ("zero span id", format!("00-{t}-{}-01", "0".repeat(16))),
         ("uppercase hex", format!("00-{}-{s}-01", t.to_uppercase())),
-        ("short trace id", format!("00-{}-{s}-01", &t[..31])),
+        ("31-digit trace id", format!("00-{}-{s}-01", &t[..31])),
+        ("15-digit span id", format!("00-{t}-{}-01", &s[..15])),
         ("non-hex flags", format!("00-{t}-{s}-0g")),
-        ("version 00 with extra field", format!("00-{t}-{s}-01-extra")),
+        (
+            "version 00 with extra field",
+            format!("00-{t}-{s}-01-extra"),
+        ),
         ("missing flags", format!("00-{t}-{s}")),
-        ("over-long, version 00", format!("00-{t}-{s}-01-{}", "a".repeat(600))),
+        (
+            "over-long, version 00",
+            format!("00-{t}-{s}-01-{}", "a".repeat(600)),
+        ),
     ]
 }
 
@@ -377,6 +564,8 @@ async fn malformed(kind: PeerKind) {
     let propagator = baton_propagator();
     let peer = Peer::start(kind);
     let bad_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut c = Checks::default();
+    let mut context = Vec::new();
 
     for (what, traceparent) in malformed_traceparents() {
         let mut headers = HeaderMap::new();
@@ -384,19 +573,30 @@ async fn malformed(kind: PeerKind) {
             "traceparent",
             traceparent.parse().expect("printable ASCII header value"),
         );
-        headers.insert("tracestate", "rojo=00f067aa0ba902b7".parse().expect("valid"));
+        headers.insert(
+            "tracestate",
+            "rojo=00f067aa0ba902b7".parse().expect("valid"),
+        );
         let seen = peer.call(&headers).await;
-        let ctx = format!("{what}: {traceparent:?}; {} peer reported {}", kind.name(), seen.raw);
-        assert_eq!(seen.parent_span_id, None, "peer started a fresh trace; {ctx}");
-        assert_ne!(seen.trace_id, bad_trace, "peer did not reuse the trace id; {ctx}");
-        assert_eq!(seen.trace_id.len(), 32, "peer has a real trace id; {ctx}");
+        c.eq(
+            &format!("{what}: peer has no parent"),
+            seen.parent_span_id.as_deref(),
+            None,
+        );
+        c.that(
+            &format!("{what}: peer started a fresh trace, got {}", seen.trace_id),
+            seen.trace_id != bad_trace && seen.trace_id.len() == 32,
+        );
 
         let cx = propagator.extract(&HeaderCarrier(&headers));
-        assert!(
-            !cx.span().span_context().is_valid(),
-            "Baton starts a fresh trace; {ctx}; Baton extracted {:?}",
-            cx.span().span_context()
+        let sc = cx.span().span_context().clone();
+        c.that(
+            &format!(
+                "{what}: Baton starts a fresh trace, but extracted {sc:?} from {traceparent:?}"
+            ),
+            !sc.is_valid(),
         );
+        context.push(seen.raw);
     }
 
     // Over-long companions of a valid traceparent: nobody panics, limits hold.
@@ -405,7 +605,10 @@ async fn malformed(kind: PeerKind) {
         .map(|i| format!("key{i}={}", "v".repeat(40)))
         .collect::<Vec<_>>()
         .join(",");
-    assert!(long_baggage.len() > 8192, "baggage over the W3C 8192-byte limit");
+    assert!(
+        long_baggage.len() > 8192,
+        "baggage over the W3C 8192-byte limit"
+    );
     let long_tracestate = (0..40)
         .map(|i| format!("k{i}=v{i}"))
         .collect::<Vec<_>>()
@@ -415,28 +618,37 @@ async fn malformed(kind: PeerKind) {
     headers.insert("baggage", long_baggage.parse().expect("valid"));
     headers.insert("tracestate", long_tracestate.parse().expect("valid"));
     let seen = peer.call(&headers).await;
-    let ctx = format!("over-long baggage/tracestate; {} peer reported {}", kind.name(), seen.raw);
-    assert_eq!(seen.trace_id, bad_trace, "valid traceparent still honoured; {ctx}");
-    if let Some(b) = seen.injected("baggage") {
-        assert!(b.len() <= 8192, "peer injects at most 8192 bytes; {ctx}");
-    }
+    c.eq(
+        "over-long: peer honours the valid traceparent",
+        seen.trace_id.as_str(),
+        bad_trace,
+    );
+    let peer_bag = seen.injected("baggage").map_or(0, str::len);
+    c.that(
+        &format!("over-long: peer injects {peer_bag} > 8192 bytes of baggage"),
+        peer_bag <= 8192,
+    );
 
     let cx = propagator.extract(&HeaderCarrier(&headers));
-    assert_eq!(
-        cx.span().span_context().trace_id().to_string(),
+    c.eq(
+        "over-long: Baton honours the valid traceparent",
+        cx.span().span_context().trace_id().to_string().as_str(),
         bad_trace,
-        "Baton honours the valid traceparent; {ctx}"
     );
     let again = inject(&propagator, &cx);
-    if let Some(b) = header(&again, "baggage") {
-        assert!(b.len() <= 8192, "Baton injects at most 8192 bytes of baggage: {b}");
-    }
-    if let Some(ts) = header(&again, "tracestate") {
-        assert!(
-            ts.split(',').count() <= 32,
-            "Baton injects at most 32 tracestate members: {ts}"
-        );
-    }
+    let bag = header(&again, "baggage").map_or(0, str::len);
+    c.that(
+        &format!("over-long: Baton injects {bag} > 8192 bytes of baggage"),
+        bag <= 8192,
+    );
+    let members = header(&again, "tracestate").map_or(0, |ts| ts.split(',').count());
+    c.that(
+        &format!("over-long: Baton injects {members} > 32 tracestate members"),
+        members <= 32,
+    );
+    context.push(seen.raw);
+
+    c.finish(&format!("{} peer reports: {context:?}", kind.name()));
 }
 
 #[tokio::test]

@@ -211,8 +211,9 @@ impl Peer {
             "{} peer answered {status}: {text}",
             self.kind.name()
         );
-        let raw: Value = serde_json::from_slice(&body)
-            .unwrap_or_else(|e| panic!("{} peer sent invalid JSON ({e}): {text}", self.kind.name()));
+        let raw: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!("{} peer sent invalid JSON ({e}): {text}", self.kind.name())
+        });
         PeerView::parse(self.kind, raw)
     }
 }
@@ -234,7 +235,10 @@ pub(crate) async fn http_get(port: u16, headers: &HeaderMap) -> (StatusCode, Byt
         for (name, value) in headers {
             req.headers_mut().append(name, value.clone());
         }
-        let resp = sender.send_request(req).await.expect("send request to peer");
+        let resp = sender
+            .send_request(req)
+            .await
+            .expect("send request to peer");
         let status = resp.status();
         let body = resp
             .into_body()
