@@ -53,7 +53,8 @@ static FIELDS: LazyLock<[String; 1]> = LazyLock::new(|| [HEADER.to_owned()]);
 /// whichever format carries it out). Baggage keys are lowercased, since HTTP
 /// does not preserve their case; a key with uppercase letters is therefore not
 /// injected (it could not come back unchanged) but reported. Values are
-/// percent-decoded and re-encoded.
+/// URL-decoded as Jaeger's Go and Java clients encode them (`+` is a space)
+/// and re-encoded so that every Jaeger client decodes them the same.
 ///
 /// ```
 /// use baton_propagators::{HeaderCarrier, HeaderCarrierMut, JaegerPropagator};
@@ -155,6 +156,27 @@ fn is_key(key: &str) -> bool {
         })
 }
 
+/// Decodes a baggage value the way Jaeger's Go and Java clients encode it
+/// (`url.QueryEscape`, `URLEncoder`: form encoding, where `+` is a space).
+fn decode_value(raw: &str) -> String {
+    if raw.contains('+') {
+        percent::decode(&raw.replace('+', "%20")).into_owned()
+    } else {
+        percent::decode(raw).into_owned()
+    }
+}
+
+/// The baggage codec's encoding, plus `+` as `%2B`: a literal `+` would be a
+/// space to form decoders and a plus to others, while `%2B` is a plus to all.
+fn encode_value(value: &str) -> String {
+    let mut encoded = String::with_capacity(percent::encoded_len(value));
+    percent::encode_into(value, &mut encoded);
+    if encoded.contains('+') {
+        encoded = encoded.replace('+', "%2B");
+    }
+    encoded
+}
+
 /// `cx`'s baggage plus every valid `uberctx-*` entry, or `None` if there is none.
 fn extract_baggage(
     cx: &Context,
@@ -194,7 +216,7 @@ fn extract_baggage(
             dropped.push(Dropped::new(BAGGAGE_PREFIX, key, DropReason::TooMany));
             continue;
         }
-        let value = percent::decode(raw).into_owned();
+        let value = decode_value(raw);
         // `insert` refuses silently when the total size limit would be exceeded.
         baggage.insert(key.clone(), value.clone());
         if baggage.get(&key).is_none_or(|v| v.as_str() != value) {
@@ -249,9 +271,10 @@ impl Propagator for JaegerPropagator {
                 dropped.push(Dropped::new(BAGGAGE_PREFIX, "", DropReason::Malformed));
                 continue;
             }
-            let mut encoded = String::with_capacity(percent::encoded_len(value.as_str()));
-            percent::encode_into(value.as_str(), &mut encoded);
-            injector.set(&format!("{BAGGAGE_PREFIX}{key}"), encoded);
+            injector.set(
+                &format!("{BAGGAGE_PREFIX}{key}"),
+                encode_value(value.as_str()),
+            );
         }
     }
 
