@@ -14,6 +14,9 @@ use proptest::prelude::*;
 /// What an extraction found: `(trace id, span id, sampled, debug)`.
 type Found = Option<(String, String, bool, bool)>;
 
+/// Header `(name, value)` pairs.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (k, v) in pairs {
@@ -204,7 +207,7 @@ fn single_header_table() {
 
 #[test]
 fn multi_header_table() {
-    let rows: Vec<(Vec<(&str, &str)>, Found, &str)> = vec![
+    let rows: Vec<(Pairs<'_>, Found, &str)> = vec![
         (
             vec![
                 ("X-B3-TraceId", T128),
@@ -473,7 +476,7 @@ fn injection_table() {
     let s = "b7ad6b7169203331";
     let trace = 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c;
     let span = 0xb7ad_6b71_6920_3331;
-    let rows: Vec<(B3Encoding, Context, Vec<(&str, &str)>, &str)> = vec![
+    let rows: Vec<(B3Encoding, Context, Pairs<'_>, &str)> = vec![
         (
             B3Encoding::Single,
             span_cx(trace, span, true, false),

@@ -14,6 +14,15 @@ use proptest::prelude::*;
 /// `(trace id, span id, sampled, debug)` of an extracted span context.
 type Found = Option<(String, String, bool, bool)>;
 
+/// Header or baggage `(name, value)` pairs.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
+/// Expected injected headers.
+type Headers = Vec<(&'static str, String)>;
+
+/// The spec text a table row is checked against.
+type Why = &'static str;
+
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (k, v) in pairs {
@@ -210,7 +219,7 @@ fn trace_id_header_table() {
 
 #[test]
 fn baggage_extraction_table() {
-    let rows: Vec<(Vec<(&str, &str)>, Vec<(&str, &str)>, &str)> = vec![
+    let rows: Vec<(Pairs<'_>, Pairs<'_>, &str)> = vec![
         (
             vec![("uberctx-user", "jo%20e")],
             vec![("user", "jo e")],
@@ -385,7 +394,7 @@ fn injection_table() {
     let trace = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
     let span = 0x00f0_67aa_0ba9_02b7;
     let id = format!("{T128}:{SPAN}:0");
-    let rows: Vec<(Context, Vec<(&str, String)>, &str)> = vec![
+    let rows: Vec<(Context, Headers, Why)> = vec![
         (
             span_cx(trace, span, true, false),
             vec![("uber-trace-id", format!("{id}:01"))],
