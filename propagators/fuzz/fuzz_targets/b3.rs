@@ -9,7 +9,14 @@ use opentelemetry::Context;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
 
-const HEADERS: [&str; 6] = ["b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"];
+const HEADERS: [&str; 6] = [
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+];
 
 fn state(cx: &Context) -> (opentelemetry::trace::SpanContext, bool) {
     (cx.span().span_context().clone(), DebugTrace::is_set(cx))
@@ -24,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let cx = B3Propagator::new().extract(&HeaderCarrier(&map));
-    for encoding in [B3Encoding::Single, B3Encoding::Multi, B3Encoding::SingleAndMulti] {
+    for encoding in [
+        B3Encoding::Single,
+        B3Encoding::Multi,
+        B3Encoding::SingleAndMulti,
+    ] {
         let mut out = HeaderMap::new();
         B3Propagator::with_encoding(encoding).inject_context(&cx, &mut HeaderCarrierMut(&mut out));
         let again = B3Propagator::new().extract(&HeaderCarrier(&out));

@@ -11,7 +11,11 @@ use opentelemetry::baggage::BaggageExt;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
 
-type State = (opentelemetry::trace::SpanContext, bool, Vec<(String, String)>);
+type State = (
+    opentelemetry::trace::SpanContext,
+    bool,
+    Vec<(String, String)>,
+);
 
 fn state(cx: &Context) -> State {
     let mut baggage: Vec<_> = cx
@@ -20,7 +24,11 @@ fn state(cx: &Context) -> State {
         .map(|(k, (v, _))| (k.to_string(), v.to_string()))
         .collect();
     baggage.sort();
-    (cx.span().span_context().clone(), DebugTrace::is_set(cx), baggage)
+    (
+        cx.span().span_context().clone(),
+        DebugTrace::is_set(cx),
+        baggage,
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +40,9 @@ fuzz_target!(|data: &[u8]| {
     }
     for line in lines {
         let mut kv = line.splitn(2, |b| *b == b'=');
-        let (Some(k), Some(v)) = (kv.next(), kv.next()) else { continue };
+        let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
+            continue;
+        };
         let name = [b"uberctx-".as_slice(), k].concat();
         if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(&name), HeaderValue::from_bytes(v)) {
             map.append(name, value);
