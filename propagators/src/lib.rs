@@ -4,11 +4,17 @@
 //!
 //! PLACEHOLDER: crate docs are finished once all modules land.
 
+mod b3;
 mod carrier;
+mod composite;
+mod jaeger;
 mod percent;
 pub mod report;
 
+pub use b3::{B3Encoding, B3Propagator, DebugTrace};
 pub use carrier::{HeaderCarrier, HeaderCarrierMut};
 #[cfg(feature = "tonic")]
 pub use carrier::{MetadataCarrier, MetadataCarrierMut};
+pub use composite::CompositePropagator;
+pub use jaeger::JaegerPropagator;
 pub use report::{DropReason, Dropped, Propagator};
