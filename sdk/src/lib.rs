@@ -1,7 +1,80 @@
 //! Baton: request-scoped context for Rust services, the way Node's
 //! `AsyncLocalStorage` does it, on top of OpenTelemetry.
 //!
-//! PLACEHOLDER crate docs.
+//! A request's context (trace context, baggage, typed values such as a tenant
+//! or a request id) is established once with [`run`] and is then current
+//! everywhere inside, however many `.await`s, timers or spawned tasks deep;
+//! concurrent requests never see each other's; nobody threads a `ctx`
+//! argument by hand.
+//!
+//! | `AsyncLocalStorage` | Baton |
+//! |---|---|
+//! | `als.run(store, cb)` | [`run`]`(cx, future)`, [`run_sync`]`(cx, f)`, [`Local::run`] |
+//! | `als.getStore()` | [`current`], [`with_current`], [`Local::get`] |
+//! | separate instances | one `static` [`Local<T>`] per key, all carried together |
+//! | `AsyncLocalStorage.bind(fn)` | [`bind`] |
+//! | `AsyncLocalStorage.snapshot()` | [`snapshot`] |
+//! | `als.enterWith(store)` | [`enter`] (scoped guard), [`runtime::enter_task`] (rest of the task) |
+//! | automatic through `setTimeout`, promises | [`InContext`], [`spawn`], [`spawn_blocking`], [`spawn_thread`]; plain `tokio::spawn` with [`runtime`] hooks |
+//!
+//! The current context *is* `opentelemetry::Context::current()`: spans started
+//! through the plain `opentelemetry` API inside a [`run`] nest under the
+//! request's span, and baggage set through either API is seen by both.
+//! [`baggage`] reads and changes W3C baggage without touching OpenTelemetry
+//! types; [`propagators`] (the `baton-propagators` crate) moves the context
+//! across HTTP and gRPC hops.
+//!
+//! # Example
+//!
+//! ```
+//! use baton::Local;
+//!
+//! #[derive(Clone, Debug, PartialEq)]
+//! struct Tenant(&'static str);
+//! static TENANT: Local<Tenant> = Local::new();
+//!
+//! async fn repository_call() -> Option<Tenant> {
+//!     // Deep inside: no argument threaded through.
+//!     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+//!     TENANT.get()
+//! }
+//!
+//! # #[tokio::main] async fn main() {
+//! let handles: Vec<_> = ["acme", "globex"]
+//!     .into_iter()
+//!     .map(|t| tokio::spawn(TENANT.run(Tenant(t), async move {
+//!         let in_task = baton::spawn(repository_call()).await.expect("task");
+//!         (in_task, repository_call().await)
+//!     })))
+//!     .collect();
+//! for (h, t) in handles.into_iter().zip(["acme", "globex"]) {
+//!     assert_eq!(h.await.expect("task"), (Some(Tenant(t)), Some(Tenant(t))));
+//! }
+//! # }
+//! ```
+//!
+//! # Guards and leaks
+//!
+//! [`enter`] returns a `!Send`, `#[must_use]` guard for synchronous code. A
+//! guard held across an `.await` would leak its context into whatever the
+//! thread polls next (plain `opentelemetry` has this problem on a
+//! current-thread runtime and inside `join!`). Baton prevents and catches it:
+//! `tokio::spawn` rejects such a future (it is not `Send`); every poll of a
+//! [`run`] future, and of every task under the [`runtime`] hooks, attaches its
+//! own context, so a leaked one never decides what another sees; and a guard
+//! that outlives its poll panics in debug builds and is counted by
+//! [`leaked_guards`] in release builds. Add the workspace's `clippy.toml` line
+//! `await-holding-invalid-types` to flag it at compile time.
+//!
+//! # Configuration
+//!
+//! No cargo features. One `--cfg` flag, since it needs tokio's unstable API:
+//!
+//! | flag | enables |
+//! |---|---|
+//! | `--cfg tokio_unstable` | [`runtime`]: automatic inheritance across plain `tokio::spawn` through tokio's task hooks |
+//!
+//! Minimum supported Rust version: 1.88.
 
 mod context;
 mod future;
@@ -15,5 +88,6 @@ pub mod runtime;
 pub use context::{EnterGuard, current, enter, leaked_guards, run_sync, with_current};
 pub use future::{InContext, Run, run};
 pub use local::Local;
+pub use baton_propagators as propagators;
 pub use opentelemetry::Context;
 pub use task::{Snapshot, bind, snapshot, spawn, spawn_blocking, spawn_thread};
