@@ -7,8 +7,10 @@
 mod carrier;
 mod percent;
 pub mod report;
+pub mod trace_context;
 
 pub use carrier::{HeaderCarrier, HeaderCarrierMut};
 #[cfg(feature = "tonic")]
 pub use carrier::{MetadataCarrier, MetadataCarrierMut};
 pub use report::{DropReason, Dropped, Propagator};
+pub use trace_context::TraceContextPropagator;
