@@ -5,14 +5,26 @@
 //! `STRICT_LEVEL` 2), one row per request it sends; `#anchor` rows cite the
 //! section of <https://www.w3.org/TR/trace-context-2/> with that anchor.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
+
 use baton_propagators::trace_context::parse_traceparent;
-use baton_propagators::{DropReason, Dropped, HeaderCarrier, HeaderCarrierMut, Propagator, TraceContextPropagator};
+use baton_propagators::{
+    DropReason, Dropped, HeaderCarrier, HeaderCarrierMut, Propagator, TraceContextPropagator,
+};
 use http::HeaderMap;
 use opentelemetry::Context;
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer, TracerProvider,
+};
 use proptest::prelude::*;
 
 const TRACE_ID: &str = "12345678901234567890123456789012";
+/// Header lines in the order they are sent.
+type Lines<'a> = Vec<(&'a str, &'a str)>;
+
+/// Header lines and the trace id continued from them.
+type TraceparentRow<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+
 const VALID: &str = "00-12345678901234567890123456789012-1234567890123456-00";
 
 fn headers(lines: &[(&str, &str)]) -> HeaderMap {
@@ -31,7 +43,11 @@ fn extract(map: &HeaderMap) -> (Context, Vec<Dropped>) {
     let mut dropped = Vec::new();
     let cx = propagator.extract_reporting(&Context::new(), &HeaderCarrier(map), &mut dropped);
     let fast = propagator.extract_from_headers(&Context::new(), map);
-    assert_eq!(fast.span().span_context(), cx.span().span_context(), "fast path differs");
+    assert_eq!(
+        fast.span().span_context(),
+        cx.span().span_context(),
+        "fast path differs"
+    );
     (cx, dropped)
 }
 
@@ -72,7 +88,7 @@ fn forwarded_tracestate(lines: &[(&str, &str)]) -> Option<String> {
 fn traceparent_table() {
     let tid = Some(TRACE_ID);
     #[rustfmt::skip]
-    let rows: &[(&[(&str, &str)], Option<&str>, &str)] = &[
+    let rows: &[TraceparentRow<'_>] = &[
         (&[], None, "test_both_traceparent_and_tracestate_missing"),
         (&[("traceparent", "00-12345678901234567890123456789012-1234567890123456-01")], tid, "test_traceparent_included_tracestate_missing"),
         (&[("traceparent", "00-12345678901234567890123456789011-1234567890123456-01"), ("traceparent", "00-12345678901234567890123456789012-1234567890123456-01")], None, "test_traceparent_duplicated"),
@@ -127,7 +143,11 @@ fn traceparent_table() {
         (&[("tracestate", "foo=1")], None, "#no-traceparent-received: tracestate alone is discarded"),
     ];
     for &(lines, expected, why) in rows {
-        assert_eq!(continued_trace_id(lines).as_deref(), expected, "{why}: {lines:?}");
+        assert_eq!(
+            continued_trace_id(lines).as_deref(),
+            expected,
+            "{why}: {lines:?}"
+        );
     }
 }
 
@@ -155,7 +175,10 @@ fn trace_flags_table() {
 fn tracestate_table() {
     let key_without_vendor = "abcdefghijklmnopqrstuvwxyz0123456789_-*/";
     let key_with_vendor = format!("{key_without_vendor}@a-z0-9_-*/");
-    let all_chars: String = (0x20u8..=0x7e).filter(|&b| b != b',' && b != b'=').map(char::from).collect();
+    let all_chars: String = (0x20u8..=0x7e)
+        .filter(|&b| b != b',' && b != b'=')
+        .map(char::from)
+        .collect();
     let all_without_vendor = format!("{key_without_vendor}={all_chars}");
     let all_with_vendor = format!("{key_with_vendor}={all_chars}");
     let first_32 = "bar01=01,bar02=02,bar03=03,bar04=04,bar05=05,bar06=06,bar07=07,bar08=08,bar09=09,bar10=10,bar11=11,bar12=12,bar13=13,bar14=14,bar15=15,bar16=16,bar17=17,bar18=18,bar19=19,bar20=20,bar21=21,bar22=22,bar23=23,bar24=24,bar25=25,bar26=26,bar27=27,bar28=28,bar29=29,bar30=30,bar31=31,bar32=32";
@@ -170,7 +193,7 @@ fn tracestate_table() {
     let value_257 = format!("foo={}", "v".repeat(257));
 
     #[rustfmt::skip]
-    let rows: Vec<(Vec<(&str, &str)>, Option<&str>, &str)> = vec![
+    let rows: Vec<(Lines<'_>, Option<&str>, &str)> = vec![
         (vec![("tracestate", "foo=1,bar=2")], Some("foo=1,bar=2"), "test_tracestate_included_traceparent_included"),
         (vec![("trace-state", "foo=1")], None, "test_tracestate_header_name"),
         (vec![("trace.state", "foo=1")], None, "test_tracestate_header_name"),
@@ -223,14 +246,21 @@ fn tracestate_table() {
     ];
     for (mut lines, expected, why) in rows {
         lines.insert(0, ("traceparent", VALID));
-        assert_eq!(forwarded_tracestate(&lines).as_deref(), expected, "{why}: {lines:?}");
+        assert_eq!(
+            forwarded_tracestate(&lines).as_deref(),
+            expected,
+            "{why}: {lines:?}"
+        );
     }
 }
 
 #[test]
 fn tracestate_members_are_readable_through_opentelemetry() {
     // test_tracestate_included_traceparent_included: tracestate['foo'] == '1'.
-    let (cx, _) = extract(&headers(&[("traceparent", VALID), ("tracestate", "foo=1,bar=2")]));
+    let (cx, _) = extract(&headers(&[
+        ("traceparent", VALID),
+        ("tracestate", "foo=1,bar=2"),
+    ]));
     let state = cx.span().span_context().trace_state().clone();
     assert_eq!((state.get("foo"), state.get("bar")), (Some("1"), Some("2")));
 }
@@ -240,7 +270,7 @@ fn drops_are_reported_with_their_reason() {
     let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
     let many = many.join(",");
     #[rustfmt::skip]
-    let rows: Vec<(Vec<(&str, &str)>, Vec<Dropped>, &str)> = vec![
+    let rows: Vec<(Lines<'_>, Vec<Dropped>, &str)> = vec![
         (vec![("traceparent", VALID), ("traceparent", VALID)], vec![Dropped::new("traceparent", "", DropReason::Duplicate)], "test_traceparent_duplicated"),
         (vec![("traceparent", "00-00000000000000000000000000000000-1234567890123456-01")], vec![Dropped::new("traceparent", "", DropReason::Malformed)], "#trace-id: all zeroes"),
         (vec![("traceparent", VALID), ("tracestate", "foo=1,foo=2")], vec![Dropped::new("tracestate", "foo", DropReason::Duplicate)], "#combined-header-value: one entry per key"),
@@ -260,12 +290,21 @@ fn one_mebibyte_headers_are_rejected_by_length() {
     let huge = format!("{VALID}{}", "-0".repeat(512 * 1024));
     let (cx, dropped) = extract(&headers(&[("traceparent", &huge)]));
     assert!(!cx.has_active_span());
-    assert_eq!(dropped, [Dropped::new("traceparent", "", DropReason::TooLong)]);
+    assert_eq!(
+        dropped,
+        [Dropped::new("traceparent", "", DropReason::TooLong)]
+    );
 
     let huge = ",".repeat(1024 * 1024);
     let (cx, dropped) = extract(&headers(&[("traceparent", VALID), ("tracestate", &huge)]));
-    assert!(cx.span().span_context().is_valid(), "#tracestate-header: a bad tracestate MUST NOT affect traceparent");
-    assert_eq!(dropped, [Dropped::new("tracestate", "", DropReason::TooLong)]);
+    assert!(
+        cx.span().span_context().is_valid(),
+        "#tracestate-header: a bad tracestate MUST NOT affect traceparent"
+    );
+    assert_eq!(
+        dropped,
+        [Dropped::new("tracestate", "", DropReason::TooLong)]
+    );
 }
 
 fn remote(state: TraceState, flags: u8) -> Context {
@@ -282,19 +321,43 @@ fn remote(state: TraceState, flags: u8) -> Context {
 #[test]
 fn inject_sends_only_valid_values() {
     let (out, dropped) = inject(&Context::new());
-    assert!(out.is_empty() && dropped.is_empty(), "no span context, no headers");
+    assert!(
+        out.is_empty() && dropped.is_empty(),
+        "no span context, no headers"
+    );
 
     let (out, _) = inject(&remote(TraceState::NONE, 0xff));
-    assert_eq!(value(&out, "traceparent"), Some(&*format!("00-{TRACE_ID}-1234567890123456-03")), "#other-flags");
-    assert_eq!(value(&out, "tracestate"), None, "#tracestate-header-field-values: SHOULD avoid sending an empty header");
+    assert_eq!(
+        value(&out, "traceparent"),
+        Some(&*format!("00-{TRACE_ID}-1234567890123456-03")),
+        "#other-flags"
+    );
+    assert_eq!(
+        value(&out, "tracestate"),
+        None,
+        "#tracestate-header-field-values: SHOULD avoid sending an empty header"
+    );
 
     // `TraceState::insert` only refuses `,` and `=` in values.
-    let state = TraceState::default().insert("b", "2").unwrap().insert("a", "x\r\ny").unwrap().insert("c", "z ").unwrap();
+    let state = TraceState::default()
+        .insert("b", "2")
+        .unwrap()
+        .insert("a", "x\r\ny")
+        .unwrap()
+        .insert("c", "z ")
+        .unwrap();
     let (out, dropped) = inject(&remote(state, 1));
-    assert_eq!(value(&out, "tracestate"), Some("b=2"), "each bad member is dropped alone");
+    assert_eq!(
+        value(&out, "tracestate"),
+        Some("b=2"),
+        "each bad member is dropped alone"
+    );
     assert_eq!(
         dropped,
-        [Dropped::new("tracestate", "c", DropReason::Malformed), Dropped::new("tracestate", "a", DropReason::Malformed)],
+        [
+            Dropped::new("tracestate", "c", DropReason::Malformed),
+            Dropped::new("tracestate", "a", DropReason::Malformed)
+        ],
         "#value: no control characters, no trailing space"
     );
 }
@@ -302,19 +365,37 @@ fn inject_sends_only_valid_values() {
 #[test]
 fn members_opentelemetry_rejects_survive_a_child_span() {
     let fourteen = "tenant@fourteen-chars=x";
-    let (cx, dropped) = extract(&headers(&[("traceparent", VALID), ("tracestate", &format!("{fourteen},foo=1"))]));
+    let (cx, dropped) = extract(&headers(&[
+        ("traceparent", VALID),
+        ("tracestate", &format!("{fourteen},foo=1")),
+    ]));
     assert!(dropped.is_empty());
-    assert_eq!(cx.span().span_context().trace_state().header(), "foo=1", "what OpenTelemetry can hold");
+    assert_eq!(
+        cx.span().span_context().trace_state().header(),
+        "foo=1",
+        "what OpenTelemetry can hold"
+    );
 
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let child = cx.with_span(provider.tracer("test").start_with_context("child", &cx));
     let (out, _) = inject(&child);
     let traceparent = value(&out, "traceparent").unwrap();
-    assert!(traceparent.starts_with(&format!("00-{TRACE_ID}-")) && !traceparent.contains("-1234567890123456-"));
-    assert_eq!(value(&out, "tracestate"), Some(&*format!("{fourteen},foo=1")));
+    assert!(
+        traceparent.starts_with(&format!("00-{TRACE_ID}-"))
+            && !traceparent.contains("-1234567890123456-")
+    );
+    assert_eq!(
+        value(&out, "tracestate"),
+        Some(&*format!("{fourteen},foo=1"))
+    );
 
     // Once the application changes the trace state, it is what goes out.
-    let changed = cx.span().span_context().trace_state().insert("mine", "1").unwrap();
+    let changed = cx
+        .span()
+        .span_context()
+        .trace_state()
+        .insert("mine", "1")
+        .unwrap();
     let (out, _) = inject(&cx.with_remote_span_context(SpanContext::new(
         TraceId::from_hex(TRACE_ID).unwrap(),
         SpanId::from_hex("1234567890123456").unwrap(),
@@ -327,7 +408,8 @@ fn members_opentelemetry_rejects_survive_a_child_span() {
     // A later extraction into the same context replaces the stored header.
     let propagator = TraceContextPropagator::new();
     let again = headers(&[("traceparent", VALID), ("tracestate", "foo=1")]);
-    let (out, _) = inject(&propagator.extract_reporting(&cx, &HeaderCarrier(&again), &mut Vec::new()));
+    let (out, _) =
+        inject(&propagator.extract_reporting(&cx, &HeaderCarrier(&again), &mut Vec::new()));
     assert_eq!(value(&out, "tracestate"), Some("foo=1"));
     let (out, _) = inject(&propagator.extract_from_headers(&cx, &again));
     assert_eq!(value(&out, "tracestate"), Some("foo=1"));
@@ -364,7 +446,10 @@ fn valid_headers() -> impl Strategy<Value = (String, String)> {
     let members = prop::collection::btree_map(key(), state_value(), 0..=32);
     (ids, members).prop_map(|((trace_id, span_id, flags), members)| {
         let traceparent = format!("00-{trace_id:032x}-{span_id:016x}-{flags:02x}");
-        let members: Vec<String> = members.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let members: Vec<String> = members
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         (traceparent, members.join(","))
     })
 }
@@ -381,7 +466,8 @@ fn hop(map: &HeaderMap, fast: bool) -> HeaderMap {
         let cx = propagator.extract_from_headers(&Context::new(), map);
         propagator.inject_into_headers(&cx, &mut out);
     } else {
-        let cx = propagator.extract_reporting(&Context::new(), &HeaderCarrier(map), &mut Vec::new());
+        let cx =
+            propagator.extract_reporting(&Context::new(), &HeaderCarrier(map), &mut Vec::new());
         propagator.inject_reporting(&cx, &mut HeaderCarrierMut(&mut out), &mut Vec::new());
     }
     out

@@ -87,9 +87,17 @@ impl TraceContextPropagator {
     pub fn extract_from_headers(&self, cx: &Context, headers: &HeaderMap) -> Context {
         let mut dropped = Vec::new();
         // The same lines `HeaderCarrier::get_all` returns, without the `Vec`.
-        let lines = headers.get_all(TRACEPARENT).iter().filter_map(|v| v.to_str().ok());
+        let lines = headers
+            .get_all(TRACEPARENT)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
         let carrier = HeaderCarrier(headers);
-        let cx = extract(cx, single(lines), || combined(&carrier, TRACESTATE), &mut dropped);
+        let cx = extract(
+            cx,
+            single(lines),
+            || combined(&carrier, TRACESTATE),
+            &mut dropped,
+        );
         log_dropped("extract", &dropped);
         cx
     }
@@ -130,9 +138,17 @@ impl Propagator for TraceContextPropagator {
         extract(cx, traceparent, || combined(extractor, TRACESTATE), dropped)
     }
 
-    fn inject_reporting(&self, cx: &Context, injector: &mut dyn Injector, dropped: &mut Vec<Dropped>) {
+    fn inject_reporting(
+        &self,
+        cx: &Context,
+        injector: &mut dyn Injector,
+        dropped: &mut Vec<Dropped>,
+    ) {
         if let Some((traceparent, tracestate)) = outgoing(cx, dropped) {
-            injector.set(TRACEPARENT, String::from_utf8_lossy(&traceparent).into_owned());
+            injector.set(
+                TRACEPARENT,
+                String::from_utf8_lossy(&traceparent).into_owned(),
+            );
             // "Vendors MUST accept empty tracestate headers but SHOULD avoid
             // sending them" (#tracestate-header-field-values).
             if !tracestate.is_empty() {
@@ -194,7 +210,8 @@ fn extract<'a>(
         }
     };
     let (state, complete) = members.to_otel();
-    let with_state = |state| SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, state);
+    let with_state =
+        |state| SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, state);
     // A value left by an earlier extraction into `cx` must be replaced even
     // when this one does not need it.
     if complete && cx.get::<ReceivedTraceState>().is_none() {
@@ -205,7 +222,8 @@ fn extract<'a>(
         otel: state.clone(),
         header: members.header(),
     };
-    cx.with_value(received).with_remote_span_context(with_state(state))
+    cx.with_value(received)
+        .with_remote_span_context(with_state(state))
 }
 
 /// The `traceparent` and `tracestate` values to send for the span context of
@@ -217,7 +235,9 @@ fn outgoing(cx: &Context, dropped: &mut Vec<Dropped>) -> Option<([u8; traceparen
         return None;
     }
     let tracestate = match cx.get::<ReceivedTraceState>() {
-        Some(received) if received.trace_id == sc.trace_id() && received.otel == *sc.trace_state() => {
+        Some(received)
+            if received.trace_id == sc.trace_id() && received.otel == *sc.trace_state() =>
+        {
             received.header.clone()
         }
         _ => Members::from_otel(sc.trace_state(), dropped).header(),

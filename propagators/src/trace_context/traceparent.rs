@@ -130,6 +130,7 @@ fn encode_hex(bytes: &[u8], out: &mut [u8]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
 mod tests {
     use super::*;
 
@@ -142,7 +143,10 @@ mod tests {
 
     #[test]
     fn overlong_values_are_rejected_before_parsing() {
-        let value = format!("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01{}", " ".repeat(MAX_LEN));
+        let value = format!(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01{}",
+            " ".repeat(MAX_LEN)
+        );
         assert_eq!(parse(&value), Err(DropReason::TooLong));
     }
 }

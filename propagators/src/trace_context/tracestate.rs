@@ -62,7 +62,9 @@ impl<'a> Members<'a> {
             }
             // Without `=` the empty value makes the member malformed.
             let (key, value) = member.split_once('=').unwrap_or((member, ""));
-            members.push(key, value).map_err(|reason| dropped(key, reason))?;
+            members
+                .push(key, value)
+                .map_err(|reason| dropped(key, reason))?;
         }
         Ok(members)
     }
@@ -119,7 +121,11 @@ impl<'a> Members<'a> {
     /// The canonical header: members joined by a bare comma, so that it is
     /// byte-identical after any number of hops. Empty when there are no members.
     pub(super) fn header(&self) -> String {
-        let len = self.as_slice().iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        let len = self
+            .as_slice()
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum();
         let mut out = String::with_capacity(len);
         for (i, (key, value)) in self.as_slice().iter().enumerate() {
             if i > 0 {
@@ -161,7 +167,9 @@ fn is_id(id: &str, max: usize, digit_first: bool) -> bool {
         && bytes
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || (digit_first && b.is_ascii_digit()))
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/'))
+        && bytes.all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
+        })
 }
 
 /// `value = 0*255(chr) nblk-chr` with `nblk-chr = %x21-2B / %x2D-3C / %x3E-7E`
@@ -174,6 +182,7 @@ fn is_valid_value(value: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
 mod tests {
     use super::*;
 
