@@ -38,6 +38,9 @@ use tracestate::Members;
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
+// Looking up a `HeaderName` skips parsing and validating a `&str` key.
+const TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+const TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
 
 static FIELDS: LazyLock<[String; 2]> =
     LazyLock::new(|| [TRACEPARENT.to_owned(), TRACESTATE.to_owned()]);
@@ -88,16 +91,20 @@ impl TraceContextPropagator {
         let mut dropped = Vec::new();
         // The same lines `HeaderCarrier::get_all` returns, without the `Vec`.
         let lines = headers
-            .get_all(TRACEPARENT)
+            .get_all(TRACEPARENT_NAME)
             .iter()
             .filter_map(|v| v.to_str().ok());
         let carrier = HeaderCarrier(headers);
-        let cx = extract(
-            cx,
-            single(lines),
-            || combined(&carrier, TRACESTATE),
-            &mut dropped,
-        );
+        let tracestate = || {
+            // A single line is borrowed without the `Vec` of `get_all`.
+            let mut lines = headers.get_all(TRACESTATE_NAME).iter();
+            match (lines.next().map(HeaderValue::to_str), lines.next()) {
+                (None, _) => None,
+                (Some(Ok(line)), None) => Some(Cow::Borrowed(line)),
+                _ => combined(&carrier, TRACESTATE),
+            }
+        };
+        let cx = extract(cx, single(lines), tracestate, &mut dropped);
         log_dropped("extract", &dropped);
         cx
     }
@@ -111,14 +118,14 @@ impl TraceContextPropagator {
         let mut dropped = Vec::new();
         if let Some((traceparent, tracestate)) = outgoing(cx, &mut dropped) {
             if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
-                headers.insert(HeaderName::from_static(TRACEPARENT), value);
+                headers.insert(TRACEPARENT_NAME, value);
             }
             match HeaderValue::try_from(tracestate) {
                 Ok(value) if !value.is_empty() => {
-                    headers.insert(HeaderName::from_static(TRACESTATE), value);
+                    headers.insert(TRACESTATE_NAME, value);
                 }
                 _ => {
-                    headers.remove(TRACESTATE);
+                    headers.remove(TRACESTATE_NAME);
                 }
             }
         }
@@ -171,6 +178,25 @@ fn single<'a>(mut lines: impl Iterator<Item = &'a str>) -> Result<Option<&'a str
         (line, None) => Ok(line),
         _ => Err(DropReason::Duplicate),
     }
+}
+
+/// `s` without leading and trailing optional whitespace: spaces and horizontal
+/// tabs (RFC 9110, section 5.6.3). Byte-wise, for the same reason as
+/// [`split_once`].
+fn trim_ows(s: &str) -> &str {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    // Both ends sit next to ASCII bytes, so they are char boundaries.
+    s.get(start..end).unwrap_or_default()
+}
+
+/// `s.split_once(sep)` for an ASCII separator, without the `char` pattern
+/// machinery, which dominated validating short members.
+fn split_once(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 /// The tracestate header extracted alongside a span context whose `TraceState`

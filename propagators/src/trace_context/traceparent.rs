@@ -7,6 +7,7 @@
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
+use super::trim_ows;
 use crate::DropReason;
 
 /// `00-` + 32 + `-` + 16 + `-` + 2: the exact length of a version `00` value,
@@ -50,7 +51,7 @@ pub(super) fn parse(value: &str) -> Result<SpanContext, DropReason> {
     if value.len() > MAX_LEN {
         return Err(DropReason::TooLong);
     }
-    let value = value.trim_matches([' ', '\t']).as_bytes();
+    let value = trim_ows(value).as_bytes();
     let fixed: &[u8; LEN] = value
         .get(..LEN)
         .and_then(|v| v.try_into().ok())
@@ -97,27 +98,32 @@ pub(super) fn encode(sc: &SpanContext) -> [u8; LEN] {
     out
 }
 
-/// Decodes `2 * N` lowercase hex digits (`HEXDIGLC`, §3.2.2); uppercase is invalid.
+/// Decodes `2 * N` lowercase hex digits (`HEXDIGLC`, #traceparent-header-field-values);
+/// uppercase is invalid. Branch-free per digit: a table lookup, with invalid
+/// digits marked by high bits.
 fn hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
     let mut out = [0; N];
-    if digits.len() != 2 * N {
-        return None;
-    }
+    let mut invalid = 0;
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        if let [hi, lo] = pair {
-            *byte = (hex_digit(*hi)? << 4) | hex_digit(*lo)?;
+        if let &[hi, lo] = pair {
+            let (hi, lo) = (HEX_VALUE[usize::from(hi)], HEX_VALUE[usize::from(lo)]);
+            invalid |= hi | lo;
+            *byte = (hi << 4) | lo;
         }
     }
-    Some(out)
+    (digits.len() == 2 * N && invalid & 0xf0 == 0).then_some(out)
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// The value of each byte as a `HEXDIGLC`, or `0xff`.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
     }
-}
+    table
+};
 
 fn encode_hex(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

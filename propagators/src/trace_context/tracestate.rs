@@ -11,7 +11,7 @@ use opentelemetry::trace::TraceState;
 
 use crate::{DropReason, Dropped};
 
-use super::TRACESTATE;
+use super::{TRACESTATE, split_once, trim_ows};
 
 /// "There can be a maximum of 32 list-members in a list" (#list).
 const MAX_MEMBERS: usize = 32;
@@ -21,9 +21,6 @@ const MAX_MEMBERS: usize = 32;
 /// bytes; twice that leaves room for optional whitespace and the empty members
 /// that combining several header lines produces.
 const MAX_LEN: usize = 32 * 1024;
-
-/// Optional whitespace around list members: spaces and horizontal tabs (#list).
-const OWS: [char; 2] = [' ', '\t'];
 
 /// Up to 32 valid members with distinct keys, borrowed from their source:
 /// validating a header allocates nothing.
@@ -56,12 +53,12 @@ impl<'a> Members<'a> {
         }
         let mut members = Members::new();
         for member in header.split(',') {
-            let member = member.trim_matches(OWS);
+            let member = trim_ows(member);
             if member.is_empty() {
                 continue;
             }
             // Without `=` the empty value makes the member malformed.
-            let (key, value) = member.split_once('=').unwrap_or((member, ""));
+            let (key, value) = split_once(member, b'=').unwrap_or((member, ""));
             members
                 .push(key, value)
                 .map_err(|reason| dropped(key, reason))?;
@@ -153,7 +150,7 @@ fn dropped(key: &str, reason: DropReason) -> Dropped {
 /// system-id        = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
 /// ```
 fn is_valid_key(key: &str) -> bool {
-    match key.split_once('@') {
+    match split_once(key, b'@') {
         None => is_id(key, 256, false),
         Some((tenant, system)) => is_id(tenant, 241, true) && is_id(system, 14, false),
     }
