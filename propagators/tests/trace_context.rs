@@ -13,6 +13,7 @@ use baton_propagators::{
 };
 use http::HeaderMap;
 use opentelemetry::Context;
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer, TracerProvider,
 };
@@ -413,6 +414,21 @@ fn members_opentelemetry_rejects_survive_a_child_span() {
     assert_eq!(value(&out, "tracestate"), Some("foo=1"));
     let (out, _) = inject(&propagator.extract_from_headers(&cx, &again));
     assert_eq!(value(&out, "tracestate"), Some("foo=1"));
+
+    // Also when the later header is absent and the earlier one had no member
+    // OpenTelemetry could hold.
+    let (only, _) = extract(&headers(&[
+        ("traceparent", VALID),
+        ("tracestate", fourteen),
+    ]));
+    assert_eq!(only.span().span_context().trace_state(), &TraceState::NONE);
+    let (out, _) = inject(&only);
+    assert_eq!(value(&out, "tracestate"), Some(fourteen));
+    let bare = headers(&[("traceparent", VALID)]);
+    let (out, _) = inject(&propagator.extract_from_headers(&only, &bare));
+    assert_eq!(value(&out, "tracestate"), None);
+    let (out, _) = inject(&propagator.extract_with_context(&only, &HeaderCarrier(&bare)));
+    assert_eq!(value(&out, "tracestate"), None);
 }
 
 #[test]

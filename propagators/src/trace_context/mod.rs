@@ -225,31 +225,32 @@ fn extract<'a>(
             return cx.clone();
         }
     };
-    let Some(header) = tracestate() else {
-        return cx.with_remote_span_context(sc);
-    };
-    let members = match Members::parse(&header) {
-        Ok(members) => members,
-        Err(d) => {
+    let stale = cx.get::<ReceivedTraceState>().is_some();
+    let (state, full_header) = match tracestate().as_deref().map(Members::parse) {
+        None => (TraceState::NONE, None),
+        Some(Err(d)) => {
             dropped.push(d);
-            return cx.with_remote_span_context(sc);
+            (TraceState::NONE, None)
+        }
+        Some(Ok(members)) => {
+            let (state, complete) = members.to_otel();
+            (state, (!complete || stale).then(|| members.header()))
         }
     };
-    let (state, complete) = members.to_otel();
-    let with_state =
-        |state| SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, state);
+    let sc = SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, state);
     // A value left by an earlier extraction into `cx` must be replaced even
-    // when this one does not need it.
-    if complete && cx.get::<ReceivedTraceState>().is_none() {
-        return cx.with_remote_span_context(with_state(state));
+    // when this one needs none, or its header could go out with this context.
+    match full_header.or_else(|| stale.then(String::new)) {
+        None => cx.with_remote_span_context(sc),
+        Some(header) => {
+            let received = ReceivedTraceState {
+                trace_id: sc.trace_id(),
+                otel: sc.trace_state().clone(),
+                header,
+            };
+            cx.with_value(received).with_remote_span_context(sc)
+        }
     }
-    let received = ReceivedTraceState {
-        trace_id: sc.trace_id(),
-        otel: state.clone(),
-        header: members.header(),
-    };
-    cx.with_value(received)
-        .with_remote_span_context(with_state(state))
 }
 
 /// The `traceparent` and `tracestate` values to send for the span context of
