@@ -10,6 +10,7 @@ mod composite;
 mod jaeger;
 mod percent;
 pub mod report;
+pub mod trace_context;
 
 pub use b3::{B3Encoding, B3Propagator, DebugTrace};
 pub use carrier::{HeaderCarrier, HeaderCarrierMut};
@@ -18,3 +19,4 @@ pub use carrier::{MetadataCarrier, MetadataCarrierMut};
 pub use composite::CompositePropagator;
 pub use jaeger::JaegerPropagator;
 pub use report::{DropReason, Dropped, Propagator};
+pub use trace_context::TraceContextPropagator;
