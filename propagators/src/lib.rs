@@ -4,10 +4,12 @@
 //!
 //! PLACEHOLDER: crate docs are finished once all modules land.
 
+mod baggage;
 mod carrier;
 mod percent;
 pub mod report;
 
+pub use baggage::BaggagePropagator;
 pub use carrier::{HeaderCarrier, HeaderCarrierMut};
 #[cfg(feature = "tonic")]
 pub use carrier::{MetadataCarrier, MetadataCarrierMut};
