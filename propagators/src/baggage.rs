@@ -103,7 +103,12 @@ impl Propagator for BaggagePropagator {
         }
     }
 
-    fn inject_reporting(&self, cx: &Context, injector: &mut dyn Injector, dropped: &mut Vec<Dropped>) {
+    fn inject_reporting(
+        &self,
+        cx: &Context,
+        injector: &mut dyn Injector,
+        dropped: &mut Vec<Dropped>,
+    ) {
         let baggage = cx.baggage();
         if baggage.is_empty() {
             return;
@@ -260,12 +265,48 @@ mod tests {
         // (key, value, metadata, expected, why)
         let rows = [
             ("k", "v", "", Ok("k=v"), "plain"),
-            ("k", "a,b;c\r\n", "", Ok("k=a%2Cb%3Bc%0D%0A"), "§3.3.1.3: values are encoded"),
-            ("k", "v", ";p ; q=1", Ok("k=v;p;q=1"), "metadata is canonicalized"),
-            ("k\r\n", "v", "", Err(DropReason::Malformed), "key must be a token"),
-            ("", "v", "", Err(DropReason::Malformed), "key must be a token"),
-            ("k", "v", "p,admin=true", Err(DropReason::Malformed), "comma in metadata"),
-            ("k", "v", "p=\0", Err(DropReason::Malformed), "NUL in metadata"),
+            (
+                "k",
+                "a,b;c\r\n",
+                "",
+                Ok("k=a%2Cb%3Bc%0D%0A"),
+                "§3.3.1.3: values are encoded",
+            ),
+            (
+                "k",
+                "v",
+                ";p ; q=1",
+                Ok("k=v;p;q=1"),
+                "metadata is canonicalized",
+            ),
+            (
+                "k\r\n",
+                "v",
+                "",
+                Err(DropReason::Malformed),
+                "key must be a token",
+            ),
+            (
+                "",
+                "v",
+                "",
+                Err(DropReason::Malformed),
+                "key must be a token",
+            ),
+            (
+                "k",
+                "v",
+                "p,admin=true",
+                Err(DropReason::Malformed),
+                "comma in metadata",
+            ),
+            (
+                "k",
+                "v",
+                "p=\0",
+                Err(DropReason::Malformed),
+                "NUL in metadata",
+            ),
         ];
         for (key, value, metadata, expected, why) in rows {
             let mut header = String::new();
@@ -278,9 +319,18 @@ mod tests {
     fn write_member_leaves_the_header_unchanged_on_drop() {
         let mut header = String::from("a=1");
         let long = "x".repeat(MAX_BYTES - 4); // "a=1,b=" + long is 8194 bytes
-        assert_eq!(write_member(&mut header, 1, "b", &long, ""), Err(DropReason::TooLong));
-        assert_eq!(write_member(&mut header, 1, "b", "v", "p;"), Err(DropReason::Malformed));
-        assert_eq!(write_member(&mut header, MAX_MEMBERS, "b", "v", ""), Err(DropReason::TooMany));
+        assert_eq!(
+            write_member(&mut header, 1, "b", &long, ""),
+            Err(DropReason::TooLong)
+        );
+        assert_eq!(
+            write_member(&mut header, 1, "b", "v", "p;"),
+            Err(DropReason::Malformed)
+        );
+        assert_eq!(
+            write_member(&mut header, MAX_MEMBERS, "b", "v", ""),
+            Err(DropReason::TooMany)
+        );
         assert_eq!(header, "a=1");
     }
 

@@ -137,7 +137,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append("baggage", HeaderValue::from_bytes(b"k=\xff").unwrap());
         headers.append("baggage", HeaderValue::from_static("a=1"));
-        assert_eq!(HeaderCarrier(&headers).get_all("baggage"), Some(vec!["a=1"]));
+        assert_eq!(
+            HeaderCarrier(&headers).get_all("baggage"),
+            Some(vec!["a=1"])
+        );
     }
 
     #[test]

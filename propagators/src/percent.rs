@@ -88,7 +88,11 @@ mod tests {
         let rows = [
             ("abc", "abc", "baggage-octets pass through"),
             ("a b", "a%20b", "space is not a baggage-octet"),
-            ("100%", "100%25", "% is always encoded so a round trip is exact"),
+            (
+                "100%",
+                "100%25",
+                "% is always encoded so a round trip is exact",
+            ),
             ("a+b", "a+b", "+ is a literal plus, not a space"),
             ("x,y;z\\\"", "x%2Cy%3Bz%5C%22", "delimiters are encoded"),
             ("a=b", "a=b", "= is a baggage-octet: values may contain it"),

@@ -62,7 +62,11 @@ impl std::fmt::Display for Dropped {
         if self.key.is_empty() {
             write!(f, "{}: entry dropped: {}", self.header, self.reason)
         } else {
-            write!(f, "{}: entry {:?} dropped: {}", self.header, self.key, self.reason)
+            write!(
+                f,
+                "{}: entry {:?} dropped: {}",
+                self.header, self.key, self.reason
+            )
         }
     }
 }
@@ -85,7 +89,12 @@ pub trait Propagator: Send + Sync + std::fmt::Debug {
 
     /// Injects this propagator's fields from `cx`, pushing one [`Dropped`] per
     /// entry left out so that only valid headers go out.
-    fn inject_reporting(&self, cx: &Context, injector: &mut dyn Injector, dropped: &mut Vec<Dropped>);
+    fn inject_reporting(
+        &self,
+        cx: &Context,
+        injector: &mut dyn Injector,
+        dropped: &mut Vec<Dropped>,
+    );
 
     /// The header names this propagator reads and writes (for
     /// `TextMapPropagator::fields`, which wants `String`s: keep them in a
