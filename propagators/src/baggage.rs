@@ -145,15 +145,16 @@ text_map_propagator!(BaggagePropagator);
 /// the limits and reporting the others.
 fn parse(header: &str, dropped: &mut Vec<Dropped>) -> Baggage {
     let header = within_input_limit(header, dropped);
-    let mut properties = String::new();
-    let mut kept: Vec<grammar::Member<'_>> = Vec::new();
+    let mut baggage = Baggage::new();
     // Bytes the kept members take when injected, commas included.
     let mut size = 0;
+    let mut properties = String::new();
     for raw in header.split(',') {
         // An empty list element (`a=1,,b=2`, a trailing comma) holds no entry.
         if grammar::trim_ows(raw).is_empty() {
             continue;
         }
+        properties.clear();
         let member = match grammar::parse_member(raw, &mut properties) {
             Ok(member) => member,
             Err(e) => {
@@ -161,34 +162,27 @@ fn parse(header: &str, dropped: &mut Vec<Dropped>) -> Baggage {
                 continue;
             }
         };
-        let drop = if let Some(old) = kept.iter_mut().find(|m| m.key == member.key) {
-            // §3.3.1.1 allows duplicate keys and §3.5 leaves deduplication to
-            // us; `Baggage` keeps one value per key.
-            let resized = size - old.len + member.len;
-            if resized > MAX_BYTES {
-                Some((member.key, DropReason::TooLong))
-            } else {
-                size = resized;
-                Some((std::mem::replace(old, member).key, DropReason::Duplicate))
+        // §3.3.1.1 allows duplicate keys and §3.5 leaves deduplication to us;
+        // `Baggage` keeps one value per key, and the last one wins.
+        let old = baggage
+            .get_with_metadata(member.key)
+            .map(|(value, metadata)| member_len(member.key, value.as_str(), metadata.as_str()));
+        let resized = match old {
+            Some(old) => size - old + member.len,
+            None if baggage.len() == MAX_MEMBERS => {
+                dropped.push(Dropped::new(HEADER, member.key, DropReason::TooMany));
+                continue;
             }
-        } else {
-            let resized = size + usize::from(!kept.is_empty()) + member.len;
-            if kept.len() == MAX_MEMBERS {
-                Some((member.key, DropReason::TooMany))
-            } else if resized > MAX_BYTES {
-                Some((member.key, DropReason::TooLong))
-            } else {
-                size = resized;
-                kept.push(member);
-                None
-            }
+            None => size + usize::from(!baggage.is_empty()) + member.len,
         };
-        if let Some((key, reason)) = drop {
-            dropped.push(Dropped::new(HEADER, key, reason));
+        if resized > MAX_BYTES {
+            dropped.push(Dropped::new(HEADER, member.key, DropReason::TooLong));
+            continue;
         }
-    }
-    let mut baggage = Baggage::new();
-    for member in kept {
+        if old.is_some() {
+            dropped.push(Dropped::new(HEADER, member.key, DropReason::Duplicate));
+        }
+        size = resized;
         let metadata = properties.get(member.properties).unwrap_or_default();
         baggage.insert_with_metadata(
             Key::from(member.key.to_owned()),
@@ -197,6 +191,16 @@ fn parse(header: &str, dropped: &mut Vec<Dropped>) -> Baggage {
         );
     }
     baggage
+}
+
+/// The length of a kept member as injected; its metadata is already canonical.
+fn member_len(key: &str, value: &str, metadata: &str) -> usize {
+    let properties = if metadata.is_empty() {
+        0
+    } else {
+        1 + metadata.len()
+    };
+    key.len() + 1 + percent::encoded_len(value) + properties
 }
 
 /// The part of `header` that is parsed: all of it up to [`MAX_INPUT`] bytes,
