@@ -113,13 +113,17 @@ impl Propagator for BaggagePropagator {
         if baggage.is_empty() {
             return;
         }
-        let mut entries: Vec<_> = baggage.iter().collect();
-        // `Baggage` iterates in a per-instance random order; sorting makes the
-        // header byte-identical at every hop.
-        entries.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        // `Baggage` iterates in a per-instance random order; sorting by key
+        // makes the header byte-identical at every hop. Comparing the first
+        // eight bytes as an integer first spares most `memcmp` calls.
+        let mut entries: Vec<_> = baggage.iter().map(|e| (prefix(e.0.as_str()), e)).collect();
+        entries.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.0.as_str().cmp(b.1.0.as_str()))
+        });
         let mut header = String::with_capacity(MAX_BYTES.min(256 * entries.len()));
         let mut kept = 0;
-        for (key, (value, metadata)) in entries {
+        for (_, (key, (value, metadata))) in entries {
             let key = key.as_str();
             match write_member(&mut header, kept, key, value.as_str(), metadata.as_str()) {
                 Ok(()) => kept += 1,
@@ -140,6 +144,16 @@ impl Propagator for BaggagePropagator {
 }
 
 text_map_propagator!(BaggagePropagator);
+
+/// The first eight bytes of `key`, zero-padded, as a big-endian integer: it
+/// orders keys as their bytes do, ties aside.
+fn prefix(key: &str) -> u64 {
+    let mut bytes = [0; 8];
+    for (to, from) in bytes.iter_mut().zip(key.bytes()) {
+        *to = from;
+    }
+    u64::from_be_bytes(bytes)
+}
 
 /// Parses a (combined) `baggage` header, keeping every valid member that fits
 /// the limits and reporting the others.
