@@ -10,10 +10,9 @@ use std::collections::BTreeMap;
 
 use http::HeaderMap;
 use opentelemetry::baggage::BaggageExt;
-use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
 use opentelemetry::{Context, baggage::Baggage};
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
 use baton_propagators::{HeaderCarrier, HeaderCarrierMut};
@@ -52,12 +51,9 @@ impl Checks {
     }
 }
 
-// switch to baton_propagators once merged
+/// What a Baton service uses by default: `OTEL_PROPAGATORS`' default list.
 fn baton_propagator() -> impl TextMapPropagator {
-    TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ])
+    baton_propagators::env::parse(baton_propagators::env::DEFAULT).0
 }
 
 /// A key whose vendor part has the 14 characters Trace Context allows.

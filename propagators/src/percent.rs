@@ -10,21 +10,39 @@ use std::borrow::Cow;
 /// `baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`, less `%`,
 /// which we always encode so that decoding is the exact inverse of encoding.
 pub(crate) fn is_safe_octet(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E) && b != b'%'
+    SAFE[usize::from(b)]
 }
+
+// A table, because this runs once per byte of every value encoded or checked.
+static SAFE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] =
+            matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E) && b != 0x25;
+        b += 1;
+    }
+    table
+};
 
 /// Appends `value` to `out`, percent-encoding every byte outside the safe set.
 pub(crate) fn encode_into(value: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in value.as_bytes() {
-        if is_safe_octet(b) {
-            out.push(char::from(b));
-        } else {
+    // Safe bytes are copied in runs, not one `push` each: most values are
+    // mostly safe, and this is the hot loop of every inject. A non-empty run
+    // is ASCII, so on `char` boundaries; an empty one may fall inside a
+    // multi-byte character, where `get` gives `None`: nothing to copy.
+    let mut run = 0;
+    for (i, &b) in value.as_bytes().iter().enumerate() {
+        if !is_safe_octet(b) {
+            out.push_str(value.get(run..i).unwrap_or_default());
             out.push('%');
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0x0F)]));
+            run = i + 1;
         }
     }
+    out.push_str(value.get(run..).unwrap_or_default());
 }
 
 /// The encoded length of `value`, without encoding it.
@@ -59,7 +77,11 @@ pub(crate) fn decode(value: &str) -> Cow<'_, str> {
             }
         }
     }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    // Valid UTF-8 (the usual case) is taken as is rather than copied again.
+    Cow::Owned(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 fn hex_val(b: u8) -> Option<u8> {

@@ -85,9 +85,9 @@ pub mod baggage;
 #[cfg(tokio_unstable)]
 pub mod runtime;
 
+pub use baton_propagators as propagators;
 pub use context::{EnterGuard, current, enter, leaked_guards, run_sync, with_current};
 pub use future::{InContext, Run, run};
 pub use local::Local;
-pub use baton_propagators as propagators;
 pub use opentelemetry::Context;
 pub use task::{Snapshot, bind, snapshot, spawn, spawn_blocking, spawn_thread};

@@ -4,6 +4,7 @@
 //!
 //! Run: `cargo run -p baton-examples --bin context`
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use baton::propagators::{HeaderCarrier, HeaderCarrierMut};
@@ -19,8 +20,15 @@ static REQUEST_ID: Local<String> = Local::new();
 fn seen(step: &str) {
     let id = REQUEST_ID.get().unwrap_or_else(|| "-".into());
     let tenant = baton::baggage::get("tenant").unwrap_or_else(|| "-".into());
-    let trace = baton::with_current(|cx| cx.span().span_context().trace_id());
-    println!("[{id}] tenant={tenant:<7} trace={trace} {step}");
+    let trace = baton::with_current(|cx| {
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            sc.trace_id().to_string()
+        } else {
+            "-".into()
+        }
+    });
+    println!("[{id}] tenant={tenant:<7} trace={trace:<32} {step}");
 }
 
 async fn repository_lookup() {
@@ -34,7 +42,7 @@ fn outbound_headers(propagator: &impl TextMapPropagator) -> HeaderMap {
     headers
 }
 
-async fn handle(propagator: propagators::CompositePropagator) {
+async fn handle(propagator: Arc<propagators::CompositePropagator>) {
     seen("handler: start");
     tokio::task::yield_now().await;
     repository_lookup().await;
@@ -44,7 +52,7 @@ async fn handle(propagator: propagators::CompositePropagator) {
     });
     let blocking = baton::spawn_blocking(|| seen("  blocking pool: baton::spawn_blocking"));
     let _ = tokio::join!(background, blocking);
-    let out = outbound_headers(&propagator);
+    let out = outbound_headers(propagator.as_ref());
     for (name, value) in &out {
         let value = value.to_str().unwrap_or("<binary>");
         seen(&format!("  outbound {name}: {value}"));
@@ -53,11 +61,23 @@ async fn handle(propagator: propagators::CompositePropagator) {
 
 #[tokio::main]
 async fn main() {
-    let propagator = propagators::from_env();
+    let propagator = Arc::new(propagators::from_env());
     let incoming = [
-        ("req-1", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tenant=acme,user=ada"),
-        ("req-2", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03", "tenant=globex"),
-        ("req-3", "not-a-valid-traceparent", "tenant=initech;tier=gold"),
+        (
+            "req-1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "tenant=acme,user=ada",
+        ),
+        (
+            "req-2",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03",
+            "tenant=globex",
+        ),
+        (
+            "req-3",
+            "not-a-valid-traceparent",
+            "tenant=initech;tier=gold",
+        ),
     ];
     println!("Three concurrent requests; every line prints what baton::current() holds there.\n");
     let mut handles = Vec::new();
