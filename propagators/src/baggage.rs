@@ -46,7 +46,8 @@ const MAX_INPUT: usize = 4 * MAX_BYTES;
 ///   canonical form: `;`-separated, no whitespace, values percent-encoded, e.g.
 ///   `p;q=a%2Cb`. Metadata set by the application is read in that same form (a
 ///   leading `;` is allowed); it is validated and re-canonicalized on inject.
-/// - **Duplicate keys**: the last one wins, as in the other OpenTelemetry SDKs.
+/// - **Duplicate keys**: `Baggage` holds one value per key; the last one wins
+///   and the earlier ones are reported as duplicates.
 /// - **Limits** (§3.3.2): 64 members and 8192 bytes as sent on; members beyond
 ///   them, and malformed members, are dropped alone and reported through
 ///   [`Propagator`]. Input beyond 32 KiB is not looked at.
