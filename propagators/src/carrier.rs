@@ -119,6 +119,7 @@ pub(crate) fn combined<'a>(extractor: &'a dyn Extractor, key: &str) -> Option<Co
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -80,7 +80,7 @@ pub fn parse(value: &str) -> (CompositePropagator, Vec<IgnoredPropagator>) {
     for name in names {
         composite = match name.as_str() {
             "tracecontext" => composite.push(TraceContextPropagator::new()),
-            "baggage" => composite.push(BaggagePropagator::default()),
+            "baggage" => composite.push(BaggagePropagator::new()),
             "b3" => composite.push(B3Propagator::with_encoding(B3Encoding::Single)),
             "b3multi" => composite.push(B3Propagator::with_encoding(B3Encoding::Multi)),
             "jaeger" => composite.push(JaegerPropagator::new()),

@@ -30,7 +30,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use opentelemetry::{Context, ContextGuard};
@@ -218,9 +218,7 @@ static TASKS: LazyLock<TaskMap> = LazyLock::new(|| TaskMap {
 
 impl TaskMap {
     fn shard(&self, id: Id) -> std::sync::MutexGuard<'_, Shard> {
-        let mut h = self.hasher.build_hasher();
-        id.hash(&mut h);
-        let i = (h.finish() as usize) % self.shards.len();
+        let i = (self.hasher.hash_one(id) as usize) % self.shards.len();
         // A hook must never panic (tokio does not catch it), and the map stays
         // consistent whatever a panicking holder was doing, so poison is ignored.
         self.shards[i]
