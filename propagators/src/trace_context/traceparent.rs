@@ -1,5 +1,5 @@
 //! The `traceparent` header: strict parsing and encoding per W3C Trace Context
-//! Level 2, §3.2 "Traceparent Header".
+//! Level 2 (spec section #traceparent-header).
 //!
 //! Written by hand because `opentelemetry_sdk`'s parser splits the whole
 //! header into a `Vec` before checking its length, accepts fields of the wrong
@@ -11,18 +11,18 @@ use super::trim_ows;
 use crate::DropReason;
 
 /// `00-` + 32 + `-` + 16 + `-` + 2: the exact length of a version `00` value,
-/// and the minimum length of any version (§3.2.4 "Versioning of traceparent").
+/// and the minimum length of any version (#versioning-of-traceparent).
 pub(super) const LEN: usize = 55;
 
 /// Longer values are rejected before any parsing. A future version may append
 /// fields, and the spec asks to "only disallow prohibitively large headers"
-/// (§3.2.4); 512 bytes leaves room for many appended fields.
+/// (#versioning-of-traceparent); 512 bytes leaves room for many appended fields.
 const MAX_LEN: usize = 512;
 
-/// The flags this implementation knows: `sampled` (§3.2.2.5.1) and
-/// `random-trace-id` (§3.2.2.5.2). Other bits are "reserved for future use.
-/// Vendors MUST set those to zero" (§3.2.2.5.3), and the processing model
-/// (§4.3) says to ignore unknown flags on input, so they are masked on both
+/// The flags this implementation knows: `sampled` (#sampled-flag) and
+/// `random-trace-id` (#random-trace-id-flag). Other bits are "reserved for future use.
+/// Vendors MUST set those to zero" (#other-flags), and the processing model
+/// (#a-traceparent-is-received) says to ignore unknown flags on input, so they are masked on both
 /// extract and inject.
 const KNOWN_FLAGS: u8 = 0x03;
 
@@ -30,7 +30,7 @@ const KNOWN_FLAGS: u8 = 0x03;
 /// trace state, or `None` when the value is invalid and the trace must restart.
 ///
 /// Leading and trailing spaces and tabs (HTTP optional whitespace) are ignored.
-/// Higher versions are parsed by the rules of §3.2.4; unknown flag bits are
+/// Higher versions are parsed by the rules of #versioning-of-traceparent; unknown flag bits are
 /// cleared.
 ///
 /// ```
@@ -59,11 +59,11 @@ pub(super) fn parse(value: &str) -> Result<SpanContext, DropReason> {
     let version = hex::<1>(&fixed[0..2]).ok_or(DropReason::Malformed)?[0];
     let well_delimited = fixed[2] == b'-' && fixed[35] == b'-' && fixed[52] == b'-';
     let valid_length = match version {
-        // §3.2.2.1: version ff is invalid.
+        // #version: version ff is invalid.
         0xff => false,
-        // §3.2.2.2: version 00 has exactly four fields.
+        // #version-format: version 00 has exactly four fields.
         0x00 => value.len() == LEN,
-        // §3.2.4: for a higher version the flags must be "either at the end of
+        // #versioning-of-traceparent: for a higher version the flags must be "either at the end of
         // the string or followed by a dash"; what follows is not parsed.
         _ => value.get(LEN).is_none_or(|&b| b == b'-'),
     };
@@ -73,7 +73,7 @@ pub(super) fn parse(value: &str) -> Result<SpanContext, DropReason> {
     let trace_id = TraceId::from_bytes(hex(&fixed[3..35]).ok_or(DropReason::Malformed)?);
     let span_id = SpanId::from_bytes(hex(&fixed[36..52]).ok_or(DropReason::Malformed)?);
     let flags = hex::<1>(&fixed[53..55]).ok_or(DropReason::Malformed)?[0];
-    // §3.2.2.3, §3.2.2.4: all-zero ids are invalid.
+    // #trace-id, #parent-id: all-zero ids are invalid.
     if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
         return Err(DropReason::Malformed);
     }
@@ -87,7 +87,7 @@ pub(super) fn parse(value: &str) -> Result<SpanContext, DropReason> {
 }
 
 /// Encodes a valid span context as a version `00` value: the only version this
-/// implementation knows, which §3.2.4 requires for outgoing headers.
+/// implementation knows, which #versioning-of-traceparent requires for outgoing headers.
 pub(super) fn encode(sc: &SpanContext) -> [u8; LEN] {
     let mut out = [b'-'; LEN];
     out[0] = b'0';
