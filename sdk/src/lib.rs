@@ -82,6 +82,9 @@ mod local;
 mod task;
 
 pub mod baggage;
+pub mod metrics;
+pub mod propagation;
+pub mod request_id;
 #[cfg(tokio_unstable)]
 pub mod runtime;
 

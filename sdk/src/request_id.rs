@@ -1,0 +1,106 @@
+//! The request id: taken from `x-request-id` when it is safe to reuse,
+//! generated otherwise, carried in the context and echoed in the response.
+
+use std::cell::Cell;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+use crate::Local;
+
+/// The header that carries a request id.
+pub const HEADER: &str = "x-request-id";
+
+/// A request id. Cheap to clone.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(Arc<str>);
+
+static REQUEST_ID: Local<RequestId> = Local::new();
+
+impl RequestId {
+    /// Longest incoming id reused; a longer one is replaced, not echoed.
+    pub const MAX_LEN: usize = 128;
+
+    /// `value` as a request id, if it is safe to log and echo: 1 to
+    /// [`MAX_LEN`](Self::MAX_LEN) characters of `A-Z a-z 0-9 - _ . : /`.
+    /// Anything else came from outside and is not worth the risk.
+    pub fn parse(value: &str) -> Option<Self> {
+        let ok = !value.is_empty()
+            && value.len() <= Self::MAX_LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
+        ok.then(|| RequestId(value.into()))
+    }
+
+    /// A fresh random id: 32 lowercase hex digits.
+    pub fn generate() -> Self {
+        RequestId(format!("{:016x}{:016x}", next_random(), next_random()).into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The current context's request id.
+    pub fn current() -> Option<Self> {
+        REQUEST_ID.get()
+    }
+
+    /// `cx` with this request id.
+    pub fn set_in(self, cx: &opentelemetry::Context) -> opentelemetry::Context {
+        REQUEST_ID.set_in(cx, self)
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Per-thread xorshift seeded from the OS-randomised `RandomState`: ids need
+/// to be unique, not secret, and this costs a few nanoseconds.
+fn next_random() -> u64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(std::thread::current().id()) | 1);
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_accepts_only_safe_ids() {
+        // (input, accepted, why)
+        let rows = [
+            ("abc-123_x.y:z/1", true, "the allowed alphabet"),
+            ("", false, "empty"),
+            ("a b", false, "space"),
+            ("a\r\nx-evil: 1", false, "header injection"),
+            ("<script>", false, "markup"),
+        ];
+        for (input, accepted, why) in rows {
+            assert_eq!(RequestId::parse(input).is_some(), accepted, "{why}");
+        }
+        assert!(RequestId::parse(&"a".repeat(129)).is_none(), "too long");
+    }
+
+    #[test]
+    fn generated_ids_are_unique_and_valid() {
+        let (a, b) = (RequestId::generate(), RequestId::generate());
+        assert_ne!(a, b);
+        assert_eq!(RequestId::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(a.as_str().len(), 32);
+    }
+}
