@@ -192,7 +192,7 @@ struct Fields<'a> {
     skip_log_fields: bool,
     /// This pass writes only the message.
     message: bool,
-    /// How many fields this pass has written.
+    /// How many fields other than the message have been written.
     written: usize,
 }
 
@@ -220,8 +220,8 @@ impl Fields<'_> {
                     self.out.push('=');
                 }
             }
+            self.written += 1;
         }
-        self.written += 1;
         true
     }
 
