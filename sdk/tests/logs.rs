@@ -62,6 +62,7 @@ impl Capture {
 }
 
 /// Where a level filter (INFO) sits.
+#[derive(Clone, Copy)]
 enum Filtered {
     Nothing,
     /// On the whole subscriber: hides spans from both layers.

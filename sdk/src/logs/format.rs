@@ -88,7 +88,7 @@ pub(crate) fn write_line(
             let _ = SystemTime.format_time(&mut Writer::new(fields.out));
             let _ = write!(fields.out, " {:>5} ", meta.level().as_str());
             let _ = Escape::new(fields.out, false).write_str(meta.target());
-            fields.out.push_str(": ");
+            fields.out.push(':');
             event.record(&mut fields);
             fields.message = false;
             event.record(&mut fields);
@@ -158,7 +158,7 @@ fn write_correlation(format: Format, out: &mut String, cx: &Context, baggage_key
                 out.push('=');
             }
         }
-        quoted(out, &value.as_str());
+        quoted(out, value.as_str());
         written += 1;
     }
     if format == Format::Json {
@@ -205,7 +205,11 @@ impl Fields<'_> {
         if is_message != self.message || (self.skip_log_fields && name.starts_with("log.")) {
             return false;
         }
-        if !is_message {
+        if is_message {
+            if self.format == Format::Human {
+                self.out.push(' ');
+            }
+        } else {
             match self.format {
                 Format::Json => {
                     if self.written > 0 {

@@ -88,6 +88,10 @@ impl<W> CorrelationLayer<W> {
     }
 
     /// Writes lines to `writer` instead of stdout.
+    ///
+    /// The event's thread waits while its line is written; to keep slow
+    /// output (a pipe, a file on a busy disk) off request paths, pass a
+    /// non-blocking writer such as `tracing_appender::non_blocking`'s.
     pub fn writer<W2>(self, writer: W2) -> CorrelationLayer<W2>
     where
         W2: for<'w> MakeWriter<'w> + 'static,
