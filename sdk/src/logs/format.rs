@@ -82,7 +82,7 @@ pub(crate) fn write_line(
             let mark = fields.out.len();
             fields.out.push_str(",\"fields\":{");
             event.record(&mut fields);
-            close_or_drop(fields.out, mark, fields.written, '}');
+            close_or_drop(fields.out, mark, fields.written);
         }
         Format::Human => {
             let _ = SystemTime.format_time(&mut Writer::new(fields.out));
@@ -162,16 +162,16 @@ fn write_correlation(format: Format, out: &mut String, cx: &Context, baggage_key
         written += 1;
     }
     if format == Format::Json {
-        close_or_drop(out, mark, written, '}');
+        close_or_drop(out, mark, written);
     }
 }
 
 /// Ends an object opened at `mark`, or removes it if nothing was written in it.
-fn close_or_drop(out: &mut String, mark: usize, written: usize, close: char) {
+fn close_or_drop(out: &mut String, mark: usize, written: usize) {
     if written == 0 {
         out.truncate(mark);
     } else {
-        out.push(close);
+        out.push('}');
     }
 }
 

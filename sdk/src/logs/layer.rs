@@ -132,8 +132,8 @@ where
 }
 
 /// Calls `f` with an empty buffer: the thread's reused one, or a fresh one
-/// when that is busy (an event emitted while writing one, e.g. by the
-/// writer) or gone (an event from a thread-local destructor).
+/// when that is in use (the layer reentered on this thread, which `tracing`
+/// mostly prevents) or gone (an event from a thread-local destructor).
 fn with_buffer(f: impl FnOnce(&mut String)) {
     /// A buffer that grew past this for one huge line is not kept.
     const KEEP: usize = 64 * 1024;
