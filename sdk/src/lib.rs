@@ -82,6 +82,8 @@ mod local;
 mod task;
 
 pub mod baggage;
+#[cfg(feature = "logs")]
+pub mod logs;
 #[allow(dead_code, reason = "the HTTP and gRPC middleware use it; removed when they land")]
 pub mod metrics;
 pub mod propagation;
