@@ -1,10 +1,12 @@
 //! B3 propagator tests, written from the openzipkin/b3-propagation README
 //! ("§" cites its sections) and the OpenTelemetry propagators spec, "B3 Requirements".
 
+mod common;
 use baton_propagators::{
     B3Encoding, B3Propagator, DebugTrace, DropReason, Dropped, HeaderCarrier, HeaderCarrierMut,
     Propagator,
 };
+use common::headers;
 use http::HeaderMap;
 use opentelemetry::Context;
 use opentelemetry::propagation::TextMapPropagator;
@@ -16,17 +18,6 @@ type Found = Option<(String, String, bool, bool)>;
 
 /// Header `(name, value)` pairs.
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
-
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (k, v) in pairs {
-        map.append(
-            http::HeaderName::from_bytes(k.as_bytes()).expect("test header name"),
-            v.parse().expect("test header value"),
-        );
-    }
-    map
-}
 
 fn found(cx: &Context) -> Found {
     let span = cx.span();

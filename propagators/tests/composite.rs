@@ -1,10 +1,12 @@
 //! Composite propagator tests (OpenTelemetry propagators spec, "Composite
 //! Propagator": extract and inject run every propagator in order).
 
+mod common;
 use baton_propagators::{
     B3Encoding, B3Propagator, CompositePropagator, DebugTrace, DropReason, Dropped, HeaderCarrier,
     HeaderCarrierMut, JaegerPropagator, Propagator,
 };
+use common::headers;
 use http::HeaderMap;
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::propagation::TextMapPropagator;
@@ -13,17 +15,6 @@ use opentelemetry::{Context, KeyValue};
 use proptest::prelude::*;
 
 type Found = Option<(String, String, bool, bool)>;
-
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (k, v) in pairs {
-        map.append(
-            http::HeaderName::from_bytes(k.as_bytes()).expect("test header name"),
-            v.parse().expect("test header value"),
-        );
-    }
-    map
-}
 
 fn found(cx: &Context) -> Found {
     let span = cx.span();

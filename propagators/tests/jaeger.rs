@@ -1,9 +1,11 @@
 //! Jaeger propagator tests, written from the Jaeger client-libraries
 //! documentation, "Propagation Format" ("§" cites its subsections).
 
+mod common;
 use baton_propagators::{
     DebugTrace, DropReason, Dropped, HeaderCarrier, HeaderCarrierMut, JaegerPropagator, Propagator,
 };
+use common::headers;
 use http::HeaderMap;
 use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::propagation::TextMapPropagator;
@@ -22,17 +24,6 @@ type Headers = Vec<(&'static str, String)>;
 
 /// The spec text a table row is checked against.
 type Why = &'static str;
-
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (k, v) in pairs {
-        map.append(
-            http::HeaderName::from_bytes(k.as_bytes()).expect("test header name"),
-            v.parse().expect("test header value"),
-        );
-    }
-    map
-}
 
 fn found(cx: &Context) -> Found {
     let span = cx.span();
