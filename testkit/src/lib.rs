@@ -10,3 +10,6 @@ pub mod echo {
 pub use echo::echo_client::EchoClient;
 pub use echo::echo_server::{Echo, EchoServer};
 pub use echo::{EchoReply, EchoRequest};
+/// The codec the generated code uses, for calls made by hand (e.g. to a
+/// method the server does not serve).
+pub use tonic_prost::ProstCodec;
