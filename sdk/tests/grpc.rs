@@ -51,8 +51,7 @@ impl Echo for Service {
             .await
             .unwrap();
         *self.0.tenant.lock().unwrap() = Some((here, spawned));
-        *self.0.span.lock().unwrap() =
-            Some(baton::current().span().span_context().span_id());
+        *self.0.span.lock().unwrap() = Some(baton::current().span().span_context().span_id());
         Ok(tonic::Response::new(EchoReply {
             message: request.into_inner().message,
         }))
@@ -232,10 +231,13 @@ async fn unary_call_links_client_and_server_spans() {
     let h = Harness::start().await;
     let mut client = h.client();
     let cx = baton::baggage::set("tenant", "acme").unwrap();
-    let reply = baton::run(cx, client.unary(EchoRequest {
-        message: "hi".into(),
-        ..Default::default()
-    }))
+    let reply = baton::run(
+        cx,
+        client.unary(EchoRequest {
+            message: "hi".into(),
+            ..Default::default()
+        }),
+    )
     .await
     .unwrap();
     assert_eq!(reply.into_inner().message, "hi");
@@ -255,7 +257,10 @@ async fn unary_call_links_client_and_server_spans() {
         );
         assert_eq!(span.status, Status::Unset);
     }
-    assert_eq!(server.span_context.trace_id(), client.span_context.trace_id());
+    assert_eq!(
+        server.span_context.trace_id(),
+        client.span_context.trace_id()
+    );
     assert_eq!(server.parent_span_id, client.span_context.span_id());
     assert!(server.parent_span_is_remote);
     // The handler ran inside the server span, with the client's baggage,
@@ -399,11 +404,13 @@ async fn unknown_method_does_not_name_the_span() {
     let server = h.span(&SpanKind::Server);
     assert_eq!(server.name, "grpc");
     assert_eq!(attr(&server, "rpc.method"), s("_OTHER"));
-    assert_eq!(attr(&server, "rpc.method_original"), s("baton.test.Echo/Nope"));
+    assert_eq!(
+        attr(&server, "rpc.method_original"),
+        s("baton.test.Echo/Nope")
+    );
     assert_eq!(attr(&server, "error.type"), s("UNIMPLEMENTED"));
     h.stop().await;
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interceptor_injects_the_current_context() {

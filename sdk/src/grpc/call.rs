@@ -196,7 +196,10 @@ impl Address {
     /// The authority of `uri`, if it has one.
     pub(crate) fn from_uri(uri: &http::Uri) -> Option<Self> {
         let authority = uri.authority()?;
-        Some(Address::new(authority.host().to_owned(), authority.port_u16()))
+        Some(Address::new(
+            authority.host().to_owned(),
+            authority.port_u16(),
+        ))
     }
 
     fn attributes(&self) -> impl Iterator<Item = KeyValue> {
@@ -309,9 +312,7 @@ impl Call {
             *slot = attribute;
             len += 1;
         }
-        self.telemetry
-            .duration
-            .record(elapsed, &attributes[..len]);
+        self.telemetry.duration.record(elapsed, &attributes[..len]);
     }
 }
 
@@ -439,9 +440,18 @@ mod tests {
             .collect();
         assert_eq!(
             server,
-            ["UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"]
+            [
+                "UNKNOWN",
+                "DEADLINE_EXCEEDED",
+                "UNIMPLEMENTED",
+                "INTERNAL",
+                "UNAVAILABLE",
+                "DATA_LOSS"
+            ]
         );
-        let client = (0..17).map(Code::from_i32).filter(|&c| is_error(Side::Client, c));
+        let client = (0..17)
+            .map(Code::from_i32)
+            .filter(|&c| is_error(Side::Client, c));
         assert_eq!(client.count(), 16);
     }
 }

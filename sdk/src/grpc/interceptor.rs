@@ -56,10 +56,17 @@ impl Default for InjectInterceptor {
 }
 
 impl Interceptor for InjectInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         // Called where the request is made, so the current context is the caller's.
         let cx = Context::current();
-        inject(&*self.propagator, &cx, &mut MetadataCarrierMut(request.metadata_mut()));
+        inject(
+            &*self.propagator,
+            &cx,
+            &mut MetadataCarrierMut(request.metadata_mut()),
+        );
         Ok(request)
     }
 }
