@@ -438,3 +438,29 @@ async fn interceptor_injects_the_current_context() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_failure_is_an_error_without_a_status() {
+    let h = Harness::start().await;
+    // A port nothing listens on any more: the channel fails, no status comes.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_lazy();
+    let layer = GrpcClientLayer::new()
+        .with_tracer_provider(&h.tracer_provider)
+        .with_meter_provider(&h.meter_provider);
+    let mut client = EchoClient::new(tower::ServiceBuilder::new().layer(layer).service(channel));
+    client.unary(EchoRequest::default()).await.unwrap_err();
+
+    let client = h.span(&SpanKind::Client);
+    assert_eq!(attr(&client, "error.type"), s("_OTHER"));
+    assert_eq!(attr(&client, "rpc.response.status_code"), None);
+    assert_eq!(client.status, Status::error("_OTHER"));
+    let points = h.histogram("rpc.client.call.duration");
+    assert_eq!(points.len(), 1);
+    assert!(points[0].1.contains(&kv("error.type", "_OTHER")));
+    h.stop().await;
+}
