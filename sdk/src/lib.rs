@@ -82,6 +82,8 @@ mod local;
 mod task;
 
 pub mod baggage;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "logs")]
 pub mod logs;
 #[allow(

@@ -1,0 +1,457 @@
+//! One gRPC call as both layers see it: the span, the status, what the end
+//! records. The server and the client differ only in [`Side`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use baton_propagators::{Dropped, HeaderCarrier, HeaderCarrierMut, Propagator};
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::metrics::{Histogram, MeterProvider};
+use opentelemetry::propagation::Injector;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, InstrumentationScope, KeyValue, StringValue};
+use opentelemetry_semantic_conventions::attribute::{
+    ERROR_TYPE, RPC_METHOD, RPC_METHOD_ORIGINAL, RPC_RESPONSE_STATUS_CODE, RPC_SYSTEM_NAME,
+    SERVER_ADDRESS, SERVER_PORT,
+};
+use opentelemetry_semantic_conventions::metric::{
+    RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION,
+};
+use tonic::Code;
+
+/// `rpc.system.name` for gRPC.
+const GRPC: &str = "grpc";
+/// `rpc.method` (and `error.type`) when the value is not a recognised one.
+const OTHER: &str = "_OTHER";
+/// The header (or trailer) that carries the call's status.
+const GRPC_STATUS: &str = "grpc-status";
+
+/// Which end of the call a layer instruments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Server,
+    Client,
+}
+
+/// What a layer needs to start and end calls; shared by all its services.
+#[derive(Clone, Debug)]
+pub(crate) struct Telemetry {
+    side: Side,
+    tracer: Arc<BoxedTracer>,
+    duration: Histogram<f64>,
+    propagator: Arc<dyn Propagator>,
+}
+
+/// The instrumentation scope of Baton's gRPC spans and metrics.
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("baton")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .with_schema_url(opentelemetry_semantic_conventions::SCHEMA_URL)
+        .build()
+}
+
+impl Telemetry {
+    /// Telemetry through the global providers and the configured propagator.
+    pub(crate) fn new(side: Side) -> Self {
+        Telemetry {
+            side,
+            tracer: Arc::new(opentelemetry::global::tracer_with_scope(scope())),
+            duration: duration(side, &crate::metrics::meter()),
+            propagator: crate::propagation::get(),
+        }
+    }
+
+    pub(crate) fn set_tracer_provider<P>(&mut self, provider: &P)
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        let tracer = provider.tracer_with_scope(scope());
+        self.tracer = Arc::new(BoxedTracer::new(Box::new(tracer)));
+    }
+
+    pub(crate) fn set_meter_provider(&mut self, provider: &impl MeterProvider) {
+        self.duration = duration(self.side, &provider.meter_with_scope(scope()));
+    }
+
+    pub(crate) fn set_propagator(&mut self, propagator: Arc<dyn Propagator>) {
+        self.propagator = propagator;
+    }
+
+    /// The context `headers` carry, on top of the current one.
+    pub(crate) fn extract(&self, headers: &http::HeaderMap) -> Context {
+        let mut dropped = Vec::new();
+        let cx = self.propagator.extract_reporting(
+            &Context::current(),
+            &HeaderCarrier(headers),
+            &mut dropped,
+        );
+        log_dropped("extract", &dropped);
+        cx
+    }
+
+    /// Writes `cx` into `headers`.
+    pub(crate) fn inject(&self, cx: &Context, headers: &mut http::HeaderMap) {
+        inject(&*self.propagator, cx, &mut HeaderCarrierMut(headers));
+    }
+
+    /// Starts the span for a call to `path` as a child of `parent`.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        parent: &Context,
+        path: &str,
+        server: Option<&Address>,
+    ) -> Call {
+        let method = method(path);
+        let kind = match self.side {
+            Side::Server => SpanKind::Server,
+            Side::Client => SpanKind::Client,
+        };
+        let mut attributes = vec![KeyValue::new(RPC_SYSTEM_NAME, GRPC)];
+        if let Some(server) = server {
+            attributes.extend(server.attributes());
+        }
+        let name = match &method {
+            Some(method) => String::from(&**method),
+            None => {
+                attributes.push(KeyValue::new(RPC_METHOD_ORIGINAL, path.to_owned()));
+                GRPC.to_owned()
+            }
+        };
+        let span = self
+            .tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .start_with_context(&*self.tracer, parent);
+        Call {
+            telemetry: Arc::clone(self),
+            cx: parent.with_span(span),
+            method,
+            // Only the client's duration carries the server (the
+            // conventions make it opt-in on the server).
+            server: server.filter(|_| self.side == Side::Client).cloned(),
+            start: Instant::now(),
+            status: None,
+            done: false,
+        }
+    }
+}
+
+/// Writes `cx` with `propagator`, logging what it leaves out.
+pub(crate) fn inject(propagator: &dyn Propagator, cx: &Context, injector: &mut dyn Injector) {
+    let mut dropped = Vec::new();
+    propagator.inject_reporting(cx, injector, &mut dropped);
+    log_dropped("inject", &dropped);
+}
+
+/// Entries a propagator left out are the peer's problem, not the call's:
+/// worth a debug line, never a failure.
+fn log_dropped(direction: &'static str, dropped: &[Dropped]) {
+    for entry in dropped {
+        tracing::debug!(direction, %entry, "grpc: propagation entry dropped");
+    }
+}
+
+fn duration(side: Side, meter: &opentelemetry::metrics::Meter) -> Histogram<f64> {
+    match side {
+        Side::Server => crate::metrics::duration(
+            meter,
+            RPC_SERVER_CALL_DURATION,
+            "Duration of gRPC calls received, until the response stream ends.",
+        ),
+        Side::Client => crate::metrics::duration(
+            meter,
+            RPC_CLIENT_CALL_DURATION,
+            "Duration of gRPC calls made, until the response stream ends.",
+        ),
+    }
+}
+
+/// `package.Service/Method` from a gRPC path `/package.Service/Method`;
+/// `None` when the path does not have that shape.
+fn method(path: &str) -> Option<Arc<str>> {
+    let method = path.strip_prefix('/')?;
+    let (service, name) = method.split_once('/')?;
+    let ok = !service.is_empty() && !name.is_empty() && !name.contains('/');
+    ok.then(|| method.into())
+}
+
+/// `server.address` and `server.port`.
+#[derive(Clone, Debug)]
+pub(crate) struct Address {
+    host: StringValue,
+    port: Option<i64>,
+}
+
+impl Address {
+    pub(crate) fn new(host: impl Into<StringValue>, port: Option<u16>) -> Self {
+        Address {
+            host: host.into(),
+            port: port.map(i64::from),
+        }
+    }
+
+    /// The authority of `uri`, if it has one.
+    pub(crate) fn from_uri(uri: &http::Uri) -> Option<Self> {
+        let authority = uri.authority()?;
+        Some(Address::new(
+            authority.host().to_owned(),
+            authority.port_u16(),
+        ))
+    }
+
+    fn attributes(&self) -> impl Iterator<Item = KeyValue> {
+        let host = KeyValue::new(SERVER_ADDRESS, self.host.clone());
+        let port = self.port.map(|port| KeyValue::new(SERVER_PORT, port));
+        std::iter::once(host).chain(port)
+    }
+}
+
+/// How a call ended.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Outcome {
+    /// With a gRPC status.
+    Status(Code),
+    /// Without one: the inner service or the body failed.
+    Failed,
+}
+
+/// A call in flight. Ends (span and duration) on [`Call::finish`], or when
+/// dropped: with the status seen so far, else as `CANCELLED`.
+#[derive(Debug)]
+pub(crate) struct Call {
+    telemetry: Arc<Telemetry>,
+    cx: Context,
+    method: Option<Arc<str>>,
+    server: Option<Address>,
+    start: Instant,
+    status: Option<Code>,
+    done: bool,
+}
+
+impl Call {
+    /// The context holding the call's span.
+    pub(crate) fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// Reads the status from response headers: present in a trailers-only
+    /// response, otherwise inferred from a non-200 HTTP status, otherwise
+    /// still to come in the trailers.
+    pub(crate) fn on_response<B>(&mut self, response: &http::Response<B>) {
+        self.status = status(response.headers()).or_else(|| from_http(response.status()));
+    }
+
+    /// Reads the status from the trailers.
+    pub(crate) fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        if let Some(code) = status(trailers) {
+            self.status = Some(code);
+        }
+    }
+
+    /// Ends the call with the status seen so far; `UNKNOWN` if there was
+    /// none or it was malformed, as a gRPC client would report it.
+    pub(crate) fn end_of_stream(&mut self) {
+        self.finish(Outcome::Status(self.status.unwrap_or(Code::Unknown)));
+    }
+
+    /// Ends the span and records the duration; only the first call counts.
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let side = self.telemetry.side;
+        let (code, error) = match outcome {
+            Outcome::Status(code) => (Some(code), is_error(side, code).then(|| name(code))),
+            Outcome::Failed => (None, Some(OTHER)),
+        };
+        // A server answers UNIMPLEMENTED for a method it does not know: the
+        // path came from outside and must not become a span name or a metric
+        // attribute value.
+        let recognised = self
+            .method
+            .as_ref()
+            .filter(|_| !(side == Side::Server && code == Some(Code::Unimplemented)));
+        let method = match recognised {
+            Some(method) => KeyValue::new(RPC_METHOD, StringValue::from(Arc::clone(method))),
+            None => KeyValue::new(RPC_METHOD, OTHER),
+        };
+        let code = code.map(|code| KeyValue::new(RPC_RESPONSE_STATUS_CODE, name(code)));
+        let error_type = error.map(|error| KeyValue::new(ERROR_TYPE, error));
+
+        let span = self.cx.span();
+        if recognised.is_none()
+            && let Some(original) = &self.method
+        {
+            span.update_name(GRPC);
+            span.set_attribute(KeyValue::new(
+                RPC_METHOD_ORIGINAL,
+                StringValue::from(Arc::clone(original)),
+            ));
+        }
+        span.set_attribute(method.clone());
+        if let Some(code) = &code {
+            span.set_attribute(code.clone());
+        }
+        if let Some(error) = error {
+            span.set_attribute(KeyValue::new(ERROR_TYPE, error));
+            span.set_status(Status::error(error));
+        }
+        span.end();
+
+        // On the stack: recording must not allocate per call.
+        let mut attributes: [KeyValue; 6] =
+            std::array::from_fn(|_| KeyValue::new(RPC_SYSTEM_NAME, GRPC));
+        let server = self.server.iter().flat_map(Address::attributes);
+        let optional = [Some(method), code, error_type].into_iter().flatten();
+        let mut len = 1;
+        for (slot, attribute) in attributes[1..].iter_mut().zip(optional.chain(server)) {
+            *slot = attribute;
+            len += 1;
+        }
+        self.telemetry.duration.record(elapsed, &attributes[..len]);
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // Dropped before the end: the caller went away (or a trailers-only
+        // body was never polled, in which case the status is known).
+        self.finish(Outcome::Status(self.status.unwrap_or(Code::Cancelled)));
+    }
+}
+
+/// The `grpc-status` in `headers`; `None` when absent or not a number
+/// (malformed values count as absent). Out-of-range numbers are `UNKNOWN`.
+fn status(headers: &http::HeaderMap) -> Option<Code> {
+    let value = headers.get(GRPC_STATUS)?.to_str().ok()?;
+    value.parse::<i32>().ok().map(Code::from_i32)
+}
+
+/// The gRPC status a client infers from an HTTP status without `grpc-status`
+/// (gRPC's `http-grpc-status-mapping.md`); `None` for 200, whose status
+/// comes in the trailers.
+fn from_http(status: http::StatusCode) -> Option<Code> {
+    use http::StatusCode as S;
+    Some(match status {
+        S::OK => return None,
+        S::BAD_REQUEST => Code::Internal,
+        S::UNAUTHORIZED => Code::Unauthenticated,
+        S::FORBIDDEN => Code::PermissionDenied,
+        S::NOT_FOUND => Code::Unimplemented,
+        S::TOO_MANY_REQUESTS | S::BAD_GATEWAY | S::SERVICE_UNAVAILABLE | S::GATEWAY_TIMEOUT => {
+            Code::Unavailable
+        }
+        _ => Code::Unknown,
+    })
+}
+
+/// Whether `code` marks the span as an error: every non-OK status for a
+/// client; for a server only those that say the server failed.
+fn is_error(side: Side, code: Code) -> bool {
+    match side {
+        Side::Client => code != Code::Ok,
+        Side::Server => matches!(
+            code,
+            Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Unimplemented
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+        ),
+    }
+}
+
+/// The status code's name, as `rpc.response.status_code` wants it.
+fn name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_needs_service_and_name() {
+        // (path, method)
+        let rows = [
+            ("/pkg.Svc/Call", Some("pkg.Svc/Call")),
+            ("/Svc/Call", Some("Svc/Call")),
+            ("pkg.Svc/Call", None),
+            ("/pkg.Svc", None),
+            ("/pkg.Svc/", None),
+            ("//Call", None),
+            ("/a/b/c", None),
+            ("/", None),
+        ];
+        for (path, expected) in rows {
+            assert_eq!(method(path).as_deref(), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn malformed_status_is_absent() {
+        // (grpc-status value, code)
+        let rows: [(&[u8], Option<Code>); 6] = [
+            (b"0", Some(Code::Ok)),
+            (b"13", Some(Code::Internal)),
+            (b"99", Some(Code::Unknown)),
+            (b"-1", Some(Code::Unknown)),
+            (b"abc", None),
+            (b"\xff", None),
+        ];
+        for (value, expected) in rows {
+            let mut headers = http::HeaderMap::new();
+            let value = http::HeaderValue::from_bytes(value).expect("valid header value");
+            headers.insert(GRPC_STATUS, value);
+            assert_eq!(status(&headers), expected, "{headers:?}");
+        }
+        assert_eq!(status(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn server_errors_are_the_servers_fault() {
+        let server: Vec<_> = (0..17)
+            .map(Code::from_i32)
+            .filter(|&c| is_error(Side::Server, c))
+            .map(name)
+            .collect();
+        assert_eq!(
+            server,
+            [
+                "UNKNOWN",
+                "DEADLINE_EXCEEDED",
+                "UNIMPLEMENTED",
+                "INTERNAL",
+                "UNAVAILABLE",
+                "DATA_LOSS"
+            ]
+        );
+        let client = (0..17)
+            .map(Code::from_i32)
+            .filter(|&c| is_error(Side::Client, c));
+        assert_eq!(client.count(), 16);
+    }
+}
