@@ -82,6 +82,8 @@ mod local;
 mod task;
 
 pub mod baggage;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod metrics;
 pub mod propagation;
 pub mod request_id;
