@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use baton_propagators::Dropped;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::{Histogram, Meter, MeterProvider, UpDownCounter};
 use opentelemetry::trace::{Tracer, TracerProvider};
@@ -124,5 +125,13 @@ impl<const N: usize> InFlight<N> {
 impl<const N: usize> Drop for InFlight<N> {
     fn drop(&mut self) {
         self.instruments.active.add(-1, self.active.as_slice());
+    }
+}
+
+/// Entries the propagator left out are the peer's problem, normal on the
+/// internet: logged at debug level only.
+pub(crate) fn log_dropped(what: &'static str, dropped: &[Dropped]) {
+    for entry in dropped {
+        tracing::debug!("{what}: {entry}");
     }
 }

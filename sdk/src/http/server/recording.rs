@@ -17,7 +17,7 @@ use opentelemetry_semantic_conventions::attribute::{
 
 use super::HttpServerLayer;
 use crate::http::semconv;
-use crate::http::telemetry::{Attributes, InFlight};
+use crate::http::telemetry::{self, Attributes, InFlight};
 use crate::request_id::{self, RequestId};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(request_id::HEADER);
@@ -47,9 +47,7 @@ impl Recording {
             &HeaderCarrier(&parts.headers),
             &mut dropped,
         );
-        for entry in &dropped {
-            tracing::debug!("incoming request: {entry}");
-        }
+        telemetry::log_dropped("incoming request", &dropped);
 
         let mut attributes = Vec::with_capacity(10);
         let method = semconv::push_method(&parts.method, &mut attributes);
