@@ -1,6 +1,7 @@
 //! The HTTP client middleware with a real reqwest client against a real axum
 //! server (itself traced by the server layer) on 127.0.0.1.
 
+#![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod http_support;
@@ -24,7 +25,11 @@ async fn echo(headers: HeaderMap) -> String {
             .unwrap_or("-")
             .to_owned()
     };
-    format!("traceparent={} baggage={}", get("traceparent"), get("baggage"))
+    format!(
+        "traceparent={} baggage={}",
+        get("traceparent"),
+        get("baggage")
+    )
 }
 
 async fn start(telemetry: &Telemetry) -> Server {
@@ -81,7 +86,10 @@ async fn the_client_span_is_the_servers_parent() {
     assert_eq!(client_span.span_context.trace_id(), trace_id);
     assert_eq!(server_span.span_context.trace_id(), trace_id);
     assert_eq!(client_span.parent_span_id, root.span_context.span_id());
-    assert_eq!(server_span.parent_span_id, client_span.span_context.span_id());
+    assert_eq!(
+        server_span.parent_span_id,
+        client_span.span_context.span_id()
+    );
     assert!(body.starts_with(&format!(
         "traceparent=00-{trace_id}-{}-01 ",
         client_span.span_context.span_id()
@@ -138,9 +146,19 @@ async fn error_responses_and_transport_errors_are_errors() {
     let telemetry = Telemetry::new();
     let server = start(&telemetry).await;
     let client = client(&telemetry, HttpClientMiddleware::new());
-    let status = client.get(server.url("/fail")).send().await.unwrap().status();
+    let status = client
+        .get(server.url("/fail"))
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status, 503);
-    let status = client.get(server.url("/nope")).send().await.unwrap().status();
+    let status = client
+        .get(server.url("/nope"))
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status, 404);
     server.stop().await;
 
@@ -159,13 +177,21 @@ async fn error_responses_and_transport_errors_are_errors() {
     let error_types: Vec<_> = client_spans.iter().map(|s| attr(s, "error.type")).collect();
     assert_eq!(
         error_types,
-        [Some("503".into()), Some("404".into()), Some("connect".into())]
+        [
+            Some("503".into()),
+            Some("404".into()),
+            Some("connect".into())
+        ]
     );
     assert!(client_spans.iter().all(|s| s.status == Status::error("")));
     assert_eq!(attr(&client_spans[2], "http.response.status_code"), None);
 
     let mut points = telemetry.histogram("http.client.request.duration");
-    points.retain(|p| p.attributes.iter().any(|kv| kv.key.as_str() == "error.type"));
+    points.retain(|p| {
+        p.attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "error.type")
+    });
     let refused_point = points
         .iter()
         .find(|p| p.attributes.iter().any(|kv| kv.value == "connect".into()))

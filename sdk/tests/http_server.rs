@@ -1,5 +1,6 @@
 //! The HTTP server layer against a real axum server on 127.0.0.1.
 
+#![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod http_support;
@@ -40,7 +41,9 @@ fn describe() -> String {
     let sc = span.span_context();
     format!(
         "request_id={} tenant={} trace_id={} span_id={}",
-        RequestId::current().map(|id| id.to_string()).unwrap_or_default(),
+        RequestId::current()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         baton::baggage::get("tenant").unwrap_or_default(),
         sc.trace_id(),
         sc.span_id(),
@@ -75,12 +78,18 @@ async fn server_span_continues_the_incoming_trace_and_the_handler_sees_the_conte
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let echoed = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let echoed = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body = response.text().await.unwrap();
 
     let span = telemetry.span("GET /users/{id}");
     assert_eq!(span.span_kind, SpanKind::Server);
-    assert_eq!(span.span_context.trace_id(), TraceId::from_hex(TRACE_ID).unwrap());
+    assert_eq!(
+        span.span_context.trace_id(),
+        TraceId::from_hex(TRACE_ID).unwrap()
+    );
     assert_eq!(span.parent_span_id, SpanId::from_hex(PARENT_ID).unwrap());
     assert!(span.parent_span_is_remote);
     assert_eq!(span.status, Status::Unset);
@@ -102,7 +111,10 @@ async fn server_span_continues_the_incoming_trace_and_the_handler_sees_the_conte
     assert_eq!(attr(&span, "error.type"), None);
 
     // A generated id, echoed, and current in the handler and its spawned task.
-    assert!(RequestId::parse(&echoed).is_some() && echoed.len() == 32, "{echoed}");
+    assert!(
+        RequestId::parse(&echoed).is_some() && echoed.len() == 32,
+        "{echoed}"
+    );
     let expected = format!(
         "request_id={echoed} tenant=acme trace_id={TRACE_ID} span_id={}",
         span.span_context.span_id()
@@ -124,7 +136,10 @@ async fn request_ids_are_reused_only_when_safe() {
             .send()
             .await
             .unwrap();
-        let echoed = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let body = response.text().await.unwrap();
         assert_eq!(echoed == incoming, reused, "{incoming:?}");
         assert!(RequestId::parse(&echoed).is_some());
@@ -138,8 +153,24 @@ async fn a_5xx_is_an_error_a_4xx_is_not() {
     let telemetry = Telemetry::new();
     let server = Server::start(app(layer(&telemetry))).await;
     let client = reqwest::Client::new();
-    assert_eq!(client.get(server.url("/fail")).send().await.unwrap().status(), 500);
-    assert_eq!(client.get(server.url("/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        client
+            .get(server.url("/fail"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        500
+    );
+    assert_eq!(
+        client
+            .get(server.url("/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     let failed = telemetry.span("GET /fail");
     assert_eq!(failed.status, Status::error(""));
@@ -150,7 +181,10 @@ async fn a_5xx_is_an_error_a_4xx_is_not() {
     assert_eq!(missing.status, Status::Unset);
     assert_eq!(attr(&missing, "error.type"), None);
     assert_eq!(attr(&missing, "http.route"), None);
-    assert_eq!(attr(&missing, "http.response.status_code"), Some(404.into()));
+    assert_eq!(
+        attr(&missing, "http.response.status_code"),
+        Some(404.into())
+    );
 
     let mut points = telemetry.histogram("http.server.request.duration");
     points.sort_by_key(|p| p.attributes.len());
@@ -169,7 +203,14 @@ async fn a_5xx_is_an_error_a_4xx_is_not() {
     let [a, b, c, d] = common(500);
     assert_eq!(
         fail.attributes,
-        attrs([a, b, c, d, ("http.route", "/fail".into()), ("error.type", "500".into())])
+        attrs([
+            a,
+            b,
+            c,
+            d,
+            ("http.route", "/fail".into()),
+            ("error.type", "500".into())
+        ])
     );
     server.stop().await;
 }
@@ -190,7 +231,11 @@ async fn filtered_requests_get_no_span_no_metric_no_request_id() {
     assert_eq!(names, ["GET /users/{id}"]);
     let points = telemetry.histogram("http.server.request.duration");
     assert_eq!(points.len(), 1);
-    assert!(points[0].attributes.contains(&KeyValue::new("http.route", "/users/{id}")));
+    assert!(
+        points[0]
+            .attributes
+            .contains(&KeyValue::new("http.route", "/users/{id}"))
+    );
     server.stop().await;
 }
 
@@ -217,7 +262,10 @@ async fn a_public_endpoint_starts_a_new_trace_linked_to_the_caller() {
         panic!("{:?}", span.links)
     };
     assert_eq!(link.span_context.trace_id(), incoming);
-    assert_eq!(link.span_context.span_id(), SpanId::from_hex(PARENT_ID).unwrap());
+    assert_eq!(
+        link.span_context.span_id(),
+        SpanId::from_hex(PARENT_ID).unwrap()
+    );
     // Untrusted baggage is not handed to the handler.
     assert!(body.contains(" tenant= "), "{body}");
     assert!(body.contains(&format!("trace_id={} ", span.span_context.trace_id())));
@@ -230,7 +278,11 @@ async fn durations_use_the_conventions_buckets_and_active_requests_return_to_zer
     let server = Server::start(app(layer(&telemetry))).await;
     let client = reqwest::Client::new();
     for id in ["1", "2", "3"] {
-        client.get(server.url(&format!("/users/{id}"))).send().await.unwrap();
+        client
+            .get(server.url(&format!("/users/{id}")))
+            .send()
+            .await
+            .unwrap();
     }
     let points = telemetry.histogram("http.server.request.duration");
     let [point] = points.as_slice() else {
@@ -292,7 +344,9 @@ async fn an_inner_service_error_is_recorded_with_its_type() {
         .uri("/cache")
         .body(())
         .unwrap();
-    std::future::poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .unwrap();
     assert!(service.call(request).await.is_err());
 
     // An unknown method: `_OTHER`, with the original kept, and a span named `HTTP`.
@@ -300,7 +354,10 @@ async fn an_inner_service_error_is_recorded_with_its_type() {
     let error_type = std::any::type_name::<Broken>();
     assert_eq!(attr(&span, "error.type"), Some(error_type.into()));
     assert_eq!(attr(&span, "http.request.method"), Some("_OTHER".into()));
-    assert_eq!(attr(&span, "http.request.method_original"), Some("PURGE".into()));
+    assert_eq!(
+        attr(&span, "http.request.method_original"),
+        Some("PURGE".into())
+    );
     assert_eq!(attr(&span, "http.response.status_code"), None);
     assert_eq!(span.status, Status::error(""));
     let points = telemetry.histogram("http.server.request.duration");

@@ -86,7 +86,10 @@ mod tests {
     #[test]
     fn unknown_methods_are_other_and_named_http() {
         assert_eq!(method(&Method::GET), "GET");
-        assert_eq!(method(&Method::from_bytes(b"QUERY").expect("token")), "QUERY");
+        assert_eq!(
+            method(&Method::from_bytes(b"QUERY").expect("token")),
+            "QUERY"
+        );
         let custom = Method::from_bytes(b"PURGE").expect("token");
         let mut attributes = Vec::new();
         assert_eq!(push_method(&custom, &mut attributes), OTHER);

@@ -51,7 +51,11 @@ impl Telemetry {
 
     /// The one finished span named `name`.
     pub(crate) fn span(&self, name: &str) -> SpanData {
-        let mut found: Vec<_> = self.spans().into_iter().filter(|s| s.name == name).collect();
+        let mut found: Vec<_> = self
+            .spans()
+            .into_iter()
+            .filter(|s| s.name == name)
+            .collect();
         assert_eq!(found.len(), 1, "spans named {name:?}: {found:#?}");
         found.remove(0)
     }
@@ -95,7 +99,10 @@ impl Telemetry {
                 let AggregatedMetrics::I64(MetricData::Sum(sum)) = metric.data() else {
                     panic!("{name} is not an i64 sum");
                 };
-                points.extend(sum.data_points().map(|p| (sorted(p.attributes()), p.value())));
+                points.extend(
+                    sum.data_points()
+                        .map(|p| (sorted(p.attributes()), p.value())),
+                );
             }
         }
         points
@@ -110,13 +117,21 @@ pub(crate) fn sorted<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> Vec<
 
 /// `kvs` as sorted attributes, for comparing with [`sorted`] ones.
 pub(crate) fn attrs<const N: usize>(kvs: [(&'static str, Value); N]) -> Vec<KeyValue> {
-    sorted(kvs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect::<Vec<_>>().iter())
+    sorted(
+        kvs.into_iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect::<Vec<_>>()
+            .iter(),
+    )
 }
 
 /// The value of attribute `key` of `span`.
 pub(crate) fn attr(span: &SpanData, key: &'static str) -> Option<Value> {
     let key = Key::from_static_str(key);
-    span.attributes.iter().find(|kv| kv.key == key).map(|kv| kv.value.clone())
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.clone())
 }
 
 /// A real axum server on 127.0.0.1, port picked by the OS.
@@ -128,7 +143,9 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) async fn start(app: Router) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("address");
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -139,7 +156,11 @@ impl Server {
                 .await
                 .expect("serve");
         });
-        Server { addr, shutdown, task }
+        Server {
+            addr,
+            shutdown,
+            task,
+        }
     }
 
     pub(crate) fn url(&self, path_and_query: &str) -> String {

@@ -148,11 +148,15 @@ impl HttpClientMiddleware {
         let mut endpoint = Attributes::<3>::new();
         endpoint.push(KeyValue::new(HTTP_REQUEST_METHOD, method));
         if let Some(address) = &address {
-            endpoint.push(KeyValue::new(SERVER_ADDRESS, Value::from(Arc::clone(address))));
+            endpoint.push(KeyValue::new(
+                SERVER_ADDRESS,
+                Value::from(Arc::clone(address)),
+            ));
         }
         if let Some(port) = port {
             endpoint.push(KeyValue::new(SERVER_PORT, port));
         }
+        // The span has the method already (with its original, if normalised).
         attributes.extend(endpoint.as_slice().iter().skip(1).cloned());
         attributes.push(KeyValue::new(URL_FULL, url::full(url)));
         let span = self
@@ -205,11 +209,13 @@ impl HttpClientMiddleware {
         let mut carrier = HeaderCarrierMut(req.headers_mut());
         let mut dropped = Vec::new();
         if with_baggage {
-            self.propagator.inject_reporting(cx, &mut carrier, &mut dropped);
+            self.propagator
+                .inject_reporting(cx, &mut carrier, &mut dropped);
         } else {
             // The propagator's baggage part injects nothing for empty baggage.
             let cx = cx.with_cleared_baggage();
-            self.propagator.inject_reporting(&cx, &mut carrier, &mut dropped);
+            self.propagator
+                .inject_reporting(&cx, &mut carrier, &mut dropped);
         }
         telemetry::log_dropped("outgoing request", &dropped);
     }
@@ -220,19 +226,16 @@ fn transport_error_type(error: &reqwest_middleware::Error) -> &'static str {
     let reqwest_middleware::Error::Reqwest(error) = error else {
         return "_OTHER";
     };
-    let kinds: [(fn(&reqwest::Error) -> bool, &'static str); 7] = [
-        (reqwest::Error::is_timeout, "timeout"),
-        (reqwest::Error::is_connect, "connect"),
-        (reqwest::Error::is_redirect, "redirect"),
-        (reqwest::Error::is_request, "request"),
-        (reqwest::Error::is_body, "body"),
-        (reqwest::Error::is_decode, "decode"),
-        (reqwest::Error::is_builder, "builder"),
-    ];
-    kinds
-        .into_iter()
-        .find(|(is, _)| is(error))
-        .map_or("_OTHER", |(_, name)| name)
+    match error {
+        e if e.is_timeout() => "timeout",
+        e if e.is_connect() => "connect",
+        e if e.is_redirect() => "redirect",
+        e if e.is_request() => "request",
+        e if e.is_body() => "body",
+        e if e.is_decode() => "decode",
+        e if e.is_builder() => "builder",
+        _ => "_OTHER",
+    }
 }
 
 impl Default for HttpClientMiddleware {

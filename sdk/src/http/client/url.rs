@@ -70,12 +70,18 @@ mod tests {
                 "https://user:pw@example.com/",
                 "https://REDACTED:REDACTED@example.com/",
             ),
-            ("https://user@example.com/", "https://REDACTED:REDACTED@example.com/"),
+            (
+                "https://user@example.com/",
+                "https://REDACTED:REDACTED@example.com/",
+            ),
             (
                 "https://example.com/o?color=blue&sig=abc&X-Amz-Signature=x&x-amz-signature=kept",
                 "https://example.com/o?color=blue&sig=REDACTED&X-Amz-Signature=REDACTED&x-amz-signature=kept",
             ),
-            ("https://example.com/o?sig", "https://example.com/o?sig=REDACTED"),
+            (
+                "https://example.com/o?sig",
+                "https://example.com/o?sig=REDACTED",
+            ),
         ];
         for (input, expected) in rows {
             let url = Url::parse(input).expect("valid url");
