@@ -84,12 +84,10 @@ mod task;
 pub mod baggage;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "logs")]
 pub mod logs;
-#[allow(
-    dead_code,
-    reason = "the HTTP and gRPC middleware use it; removed when they land"
-)]
 pub mod metrics;
 pub mod propagation;
 pub mod request_id;

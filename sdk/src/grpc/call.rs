@@ -9,7 +9,7 @@ use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::{Histogram, MeterProvider};
 use opentelemetry::propagation::Injector;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
-use opentelemetry::{Context, InstrumentationScope, KeyValue, StringValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, RPC_METHOD, RPC_METHOD_ORIGINAL, RPC_RESPONSE_STATUS_CODE, RPC_SYSTEM_NAME,
     SERVER_ADDRESS, SERVER_PORT,
@@ -42,20 +42,12 @@ pub(crate) struct Telemetry {
     propagator: Arc<dyn Propagator>,
 }
 
-/// The instrumentation scope of Baton's gRPC spans and metrics.
-fn scope() -> InstrumentationScope {
-    InstrumentationScope::builder("baton")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .with_schema_url(opentelemetry_semantic_conventions::SCHEMA_URL)
-        .build()
-}
-
 impl Telemetry {
     /// Telemetry through the global providers and the configured propagator.
     pub(crate) fn new(side: Side) -> Self {
         Telemetry {
             side,
-            tracer: Arc::new(opentelemetry::global::tracer_with_scope(scope())),
+            tracer: Arc::new(crate::metrics::global_tracer()),
             duration: duration(side, &crate::metrics::meter()),
             propagator: crate::propagation::get(),
         }
@@ -67,12 +59,11 @@ impl Telemetry {
         P::Tracer: Send + Sync + 'static,
         <P::Tracer as Tracer>::Span: Send + Sync + 'static,
     {
-        let tracer = provider.tracer_with_scope(scope());
-        self.tracer = Arc::new(BoxedTracer::new(Box::new(tracer)));
+        self.tracer = Arc::new(crate::metrics::tracer(provider));
     }
 
     pub(crate) fn set_meter_provider(&mut self, provider: &impl MeterProvider) {
-        self.duration = duration(self.side, &provider.meter_with_scope(scope()));
+        self.duration = duration(self.side, &crate::metrics::meter_from(provider));
     }
 
     pub(crate) fn set_propagator(&mut self, propagator: Arc<dyn Propagator>) {

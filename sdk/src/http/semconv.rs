@@ -1,0 +1,119 @@
+//! The HTTP semantic conventions' rules shared by server and client: method
+//! normalisation, span names, protocol versions and error types.
+
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
+
+use http::{Method, StatusCode, Version};
+use opentelemetry::{KeyValue, StringValue};
+use opentelemetry_semantic_conventions::attribute::{
+    HTTP_REQUEST_METHOD, HTTP_REQUEST_METHOD_ORIGINAL,
+};
+
+/// `http.request.method` for a method the conventions do not list.
+const OTHER: &str = "_OTHER";
+
+/// The conventions' known methods (RFC 9110, PATCH, QUERY).
+const KNOWN_METHODS: [&str; 10] = [
+    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY",
+];
+
+/// The `http.request.method` value of `method`: itself when known, else `_OTHER`.
+pub(crate) fn method(method: &Method) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| **known == method.as_str())
+        .copied()
+        .unwrap_or(OTHER)
+}
+
+/// Pushes `http.request.method`, and `http.request.method_original` when the
+/// method was normalised to `_OTHER`; returns the normalised value.
+pub(crate) fn push_method(original: &Method, attributes: &mut Vec<KeyValue>) -> &'static str {
+    let value = method(original);
+    attributes.push(KeyValue::new(HTTP_REQUEST_METHOD, value));
+    if value == OTHER {
+        attributes.push(KeyValue::new(
+            HTTP_REQUEST_METHOD_ORIGINAL,
+            original.as_str().to_owned(),
+        ));
+    }
+    value
+}
+
+/// `{method} {target}`, or `{method}` without a low-cardinality target; an
+/// unknown method is named `HTTP`.
+pub(crate) fn span_name(method: &'static str, target: Option<&str>) -> Cow<'static, str> {
+    let method = if method == OTHER { "HTTP" } else { method };
+    match target {
+        Some(target) => Cow::Owned(format!("{method} {target}")),
+        None => Cow::Borrowed(method),
+    }
+}
+
+/// `network.protocol.version` of `version`.
+pub(crate) fn protocol_version(version: Version) -> Option<&'static str> {
+    match version {
+        Version::HTTP_09 => Some("0.9"),
+        Version::HTTP_10 => Some("1.0"),
+        Version::HTTP_11 => Some("1.1"),
+        Version::HTTP_2 => Some("2"),
+        Version::HTTP_3 => Some("3"),
+        _ => None,
+    }
+}
+
+/// `error.type` for a response status the conventions count as an error
+/// (from 500 for a server, from 400 for a client): the code as text.
+pub(crate) fn status_error_type(status: StatusCode, error_from: u16) -> Option<StringValue> {
+    /// The common codes' text, made once: errors should not cost an allocation each.
+    static CODES: LazyLock<Vec<Arc<str>>> =
+        LazyLock::new(|| (400..600u16).map(|code| code.to_string().into()).collect());
+    let code = status.as_u16();
+    if code < error_from {
+        return None;
+    }
+    Some(match CODES.get(usize::from(code - 400)) {
+        Some(text) => StringValue::from(Arc::clone(text)),
+        None => StringValue::from(status.as_str().to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_are_other_and_named_http() {
+        assert_eq!(method(&Method::GET), "GET");
+        assert_eq!(
+            method(&Method::from_bytes(b"QUERY").expect("token")),
+            "QUERY"
+        );
+        let custom = Method::from_bytes(b"PURGE").expect("token");
+        let mut attributes = Vec::new();
+        assert_eq!(push_method(&custom, &mut attributes), OTHER);
+        assert_eq!(
+            attributes,
+            [
+                KeyValue::new(HTTP_REQUEST_METHOD, OTHER),
+                KeyValue::new(HTTP_REQUEST_METHOD_ORIGINAL, "PURGE"),
+            ]
+        );
+        assert_eq!(span_name(OTHER, Some("/x")), "HTTP /x");
+        assert_eq!(span_name("GET", None), "GET");
+    }
+
+    #[test]
+    fn error_types_start_at_the_given_status() {
+        let text = |code| {
+            status_error_type(StatusCode::from_u16(code).expect("valid"), 500)
+                .map(|v| v.as_str().to_owned())
+        };
+        assert_eq!(text(499), None);
+        assert_eq!(text(500).as_deref(), Some("500"));
+        assert_eq!(text(599).as_deref(), Some("599"));
+        assert_eq!(text(600).as_deref(), Some("600"));
+        assert_eq!(text(999).as_deref(), Some("999"));
+    }
+}

@@ -1,0 +1,111 @@
+//! A tower layer for HTTP servers (axum, hyper, tower): it extracts the
+//! caller's context, starts a SERVER span, assigns a request id and records
+//! RED metrics, then runs the inner service in that context.
+//!
+//! Per request, following the HTTP semantic conventions 1.42.0:
+//!
+//! - context extracted from the headers with the [configured
+//!   propagator](crate::propagation::get); a malformed header counts as absent;
+//! - a SERVER span `{method} {route}`, the route being the template from
+//!   axum's `MatchedPath` (never the raw path), or just `{method}` when no
+//!   template is known (`HTTP` for a method outside the conventions' list,
+//!   recorded as `_OTHER`). Attributes: `http.request.method`
+//!   (`http.request.method_original`), `http.route`, `url.path`,
+//!   `url.scheme`, `server.address`, `server.port`, `user_agent.original`,
+//!   `network.protocol.version`, `http.response.status_code`, `error.type`;
+//! - span status error for a 5xx response (`error.type` = the status code)
+//!   or an inner-service error (`error.type` = the error's type name); a 4xx
+//!   is the client's mistake, not the server's, and leaves the status unset;
+//! - a request id: the incoming `x-request-id` when
+//!   [`RequestId::parse`] accepts it, a generated one otherwise; it is in the
+//!   handler's context ([`RequestId::current`]) and echoed in the response;
+//! - `http.server.request.duration` (seconds, [`DURATION_BOUNDARIES`]) with
+//!   `http.request.method`, `http.route`, `http.response.status_code`,
+//!   `url.scheme`, `network.protocol.version` and `error.type`, and
+//!   `http.server.active_requests` with `http.request.method` and `url.scheme`.
+//!
+//! The inner service is called, and its future polled and dropped, inside
+//! [`run`](crate::run) with the span's context, so the handler and anything
+//! it hands the context to ([`spawn`](crate::spawn)) see the span, baggage,
+//! request id and every [`Local`](crate::Local) of the caller's context.
+//!
+//! The span ends and the duration is recorded when the inner service produces
+//! the response (or its error): the time spent streaming the body is not
+//! included. A request whose future is dropped first (the client went away)
+//! ends its span and leaves the active count, but records no duration.
+//!
+//! `url.scheme` is the request URI's, `http` when it has none: TLS is
+//! terminated outside the service, which cannot tell.
+//!
+//! [`RequestId::parse`]: crate::request_id::RequestId::parse
+//! [`RequestId::current`]: crate::request_id::RequestId::current
+//! [`DURATION_BOUNDARIES`]: crate::metrics::DURATION_BOUNDARIES
+
+mod future;
+mod layer;
+mod recording;
+
+use std::task::{Context as TaskContext, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+pub use future::ResponseFuture;
+pub use layer::HttpServerLayer;
+
+use recording::Recording;
+
+/// Extracts, traces and measures each request, then calls the inner service
+/// in the request's context. Made by [`HttpServerLayer`].
+#[derive(Clone, Debug)]
+pub struct HttpServerService<S> {
+    inner: S,
+    layer: HttpServerLayer,
+}
+
+impl<S> HttpServerService<S> {
+    /// Wraps `inner` with `layer`'s configuration.
+    pub fn new(inner: S, layer: HttpServerLayer) -> Self {
+        HttpServerService { inner, layer }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpServerService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (parts, body) = req.into_parts();
+        if self.layer.filter.as_ref().is_some_and(|keep| !keep(&parts)) {
+            let req = Request::from_parts(parts, body);
+            return ResponseFuture::new(crate::current(), self.inner.call(req), None);
+        }
+        let (cx, recording) = Recording::start(&self.layer, &parts);
+        let req = Request::from_parts(parts, body);
+        let fut = crate::run_sync(cx.clone(), || self.inner.call(req));
+        ResponseFuture::new(cx, fut, Some(recording))
+    }
+}

@@ -1,0 +1,115 @@
+//! What server and client share for recording: the tracer, the RED
+//! instruments, and the bookkeeping of one request in flight.
+
+use std::time::Instant;
+
+use baton_propagators::Dropped;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider, UpDownCounter};
+
+use crate::metrics;
+
+pub(crate) use metrics::{global_tracer, tracer};
+
+/// Names and descriptions of one side's two instruments.
+pub(crate) struct Names {
+    pub(crate) duration: &'static str,
+    pub(crate) duration_description: &'static str,
+    pub(crate) active: &'static str,
+    pub(crate) active_description: &'static str,
+}
+
+/// A request-duration histogram and an active-requests counter.
+#[derive(Clone, Debug)]
+pub(crate) struct Instruments {
+    duration: Histogram<f64>,
+    active: UpDownCounter<i64>,
+}
+
+impl Instruments {
+    /// The instruments from the global meter provider.
+    pub(crate) fn global(names: &Names) -> Self {
+        Self::from_meter(&metrics::meter(), names)
+    }
+
+    /// The instruments from `provider`.
+    pub(crate) fn new(provider: &impl MeterProvider, names: &Names) -> Self {
+        Self::from_meter(&metrics::meter_from(provider), names)
+    }
+
+    fn from_meter(meter: &Meter, names: &Names) -> Self {
+        Instruments {
+            duration: metrics::duration(meter, names.duration, names.duration_description),
+            active: metrics::active(meter, names.active, names.active_description),
+        }
+    }
+}
+
+/// Up to `N` metric attributes on the stack: recording a request must not
+/// allocate just to pass a variable number of attributes.
+pub(crate) struct Attributes<const N: usize> {
+    slots: [KeyValue; N],
+    len: usize,
+}
+
+impl<const N: usize> Attributes<N> {
+    pub(crate) fn new() -> Self {
+        Attributes {
+            // Static key and value: no allocation.
+            slots: std::array::from_fn(|_| KeyValue::new("", false)),
+            len: 0,
+        }
+    }
+
+    /// Adds `kv`; callers size `N` for every attribute they push.
+    pub(crate) fn push(&mut self, kv: KeyValue) {
+        if let Some(slot) = self.slots.get_mut(self.len) {
+            *slot = kv;
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[KeyValue] {
+        self.slots.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// One request counted in the active-requests counter from [`start`](Self::start)
+/// until dropped; [`finish`](Self::finish) also records its duration. A request
+/// dropped unfinished (cancelled) leaves the counter but records no duration.
+pub(crate) struct InFlight<const N: usize> {
+    instruments: Instruments,
+    active: Attributes<N>,
+    start: Instant,
+}
+
+impl<const N: usize> InFlight<N> {
+    pub(crate) fn start(instruments: &Instruments, active: Attributes<N>) -> Self {
+        instruments.active.add(1, active.as_slice());
+        InFlight {
+            instruments: instruments.clone(),
+            active,
+            start: Instant::now(),
+        }
+    }
+
+    /// Records the duration with `attributes`.
+    pub(crate) fn finish(&self, attributes: &[KeyValue]) {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        self.instruments.duration.record(elapsed, attributes);
+    }
+}
+
+impl<const N: usize> Drop for InFlight<N> {
+    fn drop(&mut self) {
+        self.instruments.active.add(-1, self.active.as_slice());
+    }
+}
+
+/// Entries the propagator left out are the peer's problem, normal on the
+/// internet: logged at debug level only.
+pub(crate) fn log_dropped(what: &'static str, dropped: &[Dropped]) {
+    for entry in dropped {
+        tracing::debug!("{what}: {entry}");
+    }
+}
