@@ -14,8 +14,8 @@
 //! | separate instances | one `static` [`Local<T>`] per key, all carried together |
 //! | `AsyncLocalStorage.bind(fn)` | [`bind`] |
 //! | `AsyncLocalStorage.snapshot()` | [`snapshot`] |
-//! | `als.enterWith(store)` | [`enter`] (scoped guard), [`runtime::enter_task`] (rest of the task) |
-//! | automatic through `setTimeout`, promises | [`InContext`], [`spawn`], [`spawn_blocking`], [`spawn_thread`]; plain `tokio::spawn` with [`runtime`] hooks |
+//! | `als.enterWith(store)` | [`enter`] (scoped guard), `runtime::enter_task` (rest of the task) |
+//! | automatic through `setTimeout`, promises | [`InContext`], [`spawn`], [`spawn_blocking`], [`spawn_thread`]; plain `tokio::spawn` with `runtime` hooks |
 //!
 //! The current context *is* `opentelemetry::Context::current()`: spans started
 //! through the plain `opentelemetry` API inside a [`run`] nest under the
@@ -60,19 +60,43 @@
 //! thread polls next (plain `opentelemetry` has this problem on a
 //! current-thread runtime and inside `join!`). Baton prevents and catches it:
 //! `tokio::spawn` rejects such a future (it is not `Send`); every poll of a
-//! [`run`] future, and of every task under the [`runtime`] hooks, attaches its
+//! [`run`] future, and of every task under the `runtime` hooks, attaches its
 //! own context, so a leaked one never decides what another sees; and a guard
 //! that outlives its poll panics in debug builds and is counted by
 //! [`leaked_guards`] in release builds. Add the workspace's `clippy.toml` line
 //! `await-holding-invalid-types` to flag it at compile time.
 //!
+//! # Instrumentation
+//!
+//! Each is one line to add, and makes the request's context current (through
+//! [`run`]) for the whole handler, so everything above works inside:
+//!
+//! - `http::server::HttpServerLayer`: axum / tower HTTP servers (SERVER span
+//!   `{method} {route}`, request id, health-check filter, public endpoints);
+//! - `http::client::HttpClientMiddleware`: reqwest (CLIENT span, injection,
+//!   baggage only to allowed hosts);
+//! - `grpc::server::GrpcServerLayer`, `grpc::client::GrpcClientLayer`,
+//!   `grpc::interceptor::InjectInterceptor`: tonic;
+//! - `logs::CorrelationLayer` and `logs::otel_layer`: `trace_id`, `span_id`,
+//!   `request_id` and chosen baggage keys on every log line; `tracing` spans
+//!   as children of the current OpenTelemetry span.
+//!
+//! All record RED metrics with the OpenTelemetry semantic conventions 1.42.0
+//! names, units and seconds buckets ([`metrics::DURATION_BOUNDARIES`]).
+//!
 //! # Configuration
 //!
-//! No cargo features. One `--cfg` flag, since it needs tokio's unstable API:
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `http` | yes | `http` module: axum/tower server layer, reqwest client middleware |
+//! | `grpc` | yes | `grpc` module: tonic server and client layers, injecting interceptor |
+//! | `logs` | yes | `logs` module: log correlation, `tracing` ↔ OpenTelemetry bridging |
+//!
+//! One `--cfg` flag, since it needs tokio's unstable API:
 //!
 //! | flag | enables |
 //! |---|---|
-//! | `--cfg tokio_unstable` | [`runtime`]: automatic inheritance across plain `tokio::spawn` through tokio's task hooks |
+//! | `--cfg tokio_unstable` | `runtime`: automatic inheritance across plain `tokio::spawn` through tokio's task hooks |
 //!
 //! Minimum supported Rust version: 1.88.
 

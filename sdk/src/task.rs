@@ -9,7 +9,7 @@ use crate::future::InContext;
 
 /// Spawns `fut` on the current tokio runtime, in the current context.
 ///
-/// With [`runtime`](crate::runtime) hooks installed a plain `tokio::spawn`
+/// With the `runtime` hooks (`--cfg tokio_unstable`) installed a plain `tokio::spawn`
 /// inherits the context too; this works on any runtime.
 ///
 /// # Panics
