@@ -69,7 +69,10 @@ impl ConsoleMetricExporter {
     /// Writes to `writer` instead of stdout, uncolored unless
     /// [`with_color`](Self::with_color) turns color on.
     pub fn with_writer(mut self, writer: impl Write + Send + 'static) -> Self {
-        *self.writer.get_mut().unwrap_or_else(PoisonError::into_inner) = Box::new(writer);
+        *self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = Box::new(writer);
         self.style.color = false;
         self
     }

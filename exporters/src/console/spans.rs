@@ -174,7 +174,14 @@ impl ConsoleSpanExporter {
         // Children first, so a root sees children exported in the same batch.
         for root in roots {
             let descendants = state.take_descendants(&root);
-            tree::render(&mut out, &self.service, &root, &descendants, false, &self.options);
+            tree::render(
+                &mut out,
+                &self.service,
+                &root,
+                &descendants,
+                false,
+                &self.options,
+            );
         }
 
         let max_age = self.max_age;

@@ -77,9 +77,7 @@ pub(super) fn render(
         .iter()
         .map(|s| s.end_time)
         .fold(root.end_time, SystemTime::max);
-    let window = window_end
-        .duration_since(window_start)
-        .unwrap_or_default();
+    let window = window_end.duration_since(window_start).unwrap_or_default();
     let total = descendants.len() + 1;
 
     write_header(out, service, root, total, incomplete, opts.style);
@@ -147,7 +145,13 @@ fn write_line(
     let indent = depth.min(MAX_INDENT_DEPTH) * 2;
     let name = truncate(&span.name, NAME_COLUMN.saturating_sub(indent).max(1));
     let pad = NAME_COLUMN.saturating_sub(indent + name.chars().count());
-    let _ = write!(out, "{service}  {:indent$}{name}{:pad$} {} ", "", "", kind(&span.span_kind));
+    let _ = write!(
+        out,
+        "{service}  {:indent$}{name}{:pad$} {} ",
+        "",
+        "",
+        kind(&span.span_kind)
+    );
 
     let offset = span
         .start_time
@@ -184,11 +188,9 @@ fn write_line(
 
 /// `key=value` pairs of the key attributes in [`KEY_ATTRIBUTES`] order, then baggage.
 fn attributes(span: &SpanData) -> String {
-    let key_attributes = KEY_ATTRIBUTES.iter().filter_map(|key| {
-        span.attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == *key)
-    });
+    let key_attributes = KEY_ATTRIBUTES
+        .iter()
+        .filter_map(|key| span.attributes.iter().find(|kv| kv.key.as_str() == *key));
     let baggage = span
         .attributes
         .iter()
@@ -198,7 +200,12 @@ fn attributes(span: &SpanData) -> String {
         if !text.is_empty() {
             text.push(' ');
         }
-        let _ = write!(text, "{}={}", kv.key, truncate(&kv.value.as_str(), MAX_VALUE));
+        let _ = write!(
+            text,
+            "{}={}",
+            kv.key,
+            truncate(&kv.value.as_str(), MAX_VALUE)
+        );
     }
     text
 }
@@ -260,4 +267,36 @@ pub(super) fn bar(offset: Duration, length: Duration, window: Duration, width: u
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bar;
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_span_as_long_as_the_window_fills_the_bar() {
+        assert_eq!(bar(Duration::ZERO, 100 * MS, 100 * MS, 10), "██████████");
+    }
+
+    #[test]
+    fn the_end_has_eighth_precision_and_the_start_snaps_to_a_cell() {
+        // 25..60 of 100 over 10 cells: starts in cell 2, ends at 6 cells exactly.
+        assert_eq!(bar(25 * MS, 35 * MS, 100 * MS, 10), "  ████    ");
+        // 0..15 of 100: one full cell and four eighths.
+        assert_eq!(bar(Duration::ZERO, 15 * MS, 100 * MS, 10), "█▌        ");
+    }
+
+    #[test]
+    fn instant_and_out_of_window_spans_stay_visible_and_inside() {
+        assert_eq!(bar(50 * MS, Duration::ZERO, 100 * MS, 4), "  ▏ ");
+        assert_eq!(bar(500 * MS, 10 * MS, 100 * MS, 4), "   █");
+        assert_eq!(
+            bar(Duration::ZERO, Duration::ZERO, Duration::ZERO, 4),
+            "▏   "
+        );
+        assert_eq!(bar(Duration::ZERO, MS, MS, 0), "");
+    }
 }
