@@ -257,17 +257,8 @@ fn a_full_buffer_drops_the_oldest_trace_and_reports_it() {
         2,
         "{text}"
     );
-    assert!(exporter.export(vec![orphan(4)]).await_ready().is_err());
+    assert!(ready(exporter.export(vec![orphan(4)])).is_err());
 }
-
-/// Lets `exporter.export(..).await_ready()` read like a call.
-trait AwaitReady: Future + Sized {
-    fn await_ready(self) -> Self::Output {
-        ready(self)
-    }
-}
-
-impl<F: Future> AwaitReady for F {}
 
 #[test]
 fn odd_times_never_panic_and_bars_stay_within_width() {

@@ -40,8 +40,9 @@ const MAX_ROUTE: usize = 48;
 ///
 /// ```text
 /// RED · interval 10.00 s
-/// SERVICE   KIND         ROUTE             REQS  REQ/S  ERRORS  ERR%  P50 ms  P95 ms  P99 ms  MEAN ms
-/// checkout  http server  GET /orders/{id}   100  10.00       5   5.0    5.00   25.00  300.00    26.00
+/// SERVICE   KIND         ROUTE                     REQS  REQ/S  ERRORS  ERR%  P50 ms  P95 ms  P99 ms  MEAN ms
+/// checkout  http server  GET /orders/{id}           100  10.00       5   5.0    5.00   25.00  300.00    26.00
+/// checkout  rpc client   payments.Payments/Charge     2   0.20       0   0.0   10.00   30.00   30.00    20.00
 /// ```
 ///
 /// The exporter asks for **delta** temporality: each table then covers one
@@ -67,7 +68,7 @@ impl ConsoleMetricExporter {
     }
 
     /// Writes to `writer` instead of stdout, uncolored unless
-    /// [`with_color`](Self::with_color) turns color on.
+    /// [`with_color`](Self::with_color) is called afterwards.
     pub fn with_writer(mut self, writer: impl Write + Send + 'static) -> Self {
         *self
             .writer

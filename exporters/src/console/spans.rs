@@ -33,10 +33,17 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30);
 /// arrives, then draws the root and everything below it:
 ///
 /// ```text
-/// trace 0af7651916cd43dd8448eb211c80319c · checkout · GET /orders/{id} · 120.00 ms · 2 spans
-/// checkout  GET /orders/{id}        SRV │██████████████████████████████│   120.00 ms  OK  http.request.method=GET
-/// checkout    SELECT orders         CLI │   ██████▍                    │    25.00 ms  -
+/// trace 0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a · checkout · GET /orders/{id} · 120.00 ms · 3 spans
+/// checkout  GET /orders/{id}                             SRV │██████████████████████████████│   120.00 ms  ERROR  http.request.method=GET http.route=/orders/{id} http.response.status_code=502
+/// checkout    load order                                 INT │  ██████████▌                 │    40.00 ms  OK
+/// checkout      SELECT orders                            CLI │     ██████▎                  │    25.00 ms  -  db.system.name=postgresql
 /// ```
+///
+/// Each line shows the service (`service.name` of the resource), the span
+/// name indented by depth, the kind, a bar placing the span within the root's
+/// duration, the duration, the status (`OK`, `-` for unset, `ERROR: message`)
+/// and key attributes such as `http.route` or `error.type`, then any
+/// `baggage.*` attributes. Children are ordered by start time.
 ///
 /// Memory stays bounded: a span that waits longer than
 /// [`with_max_age`](Self::with_max_age) for its root (say, a background task
@@ -99,7 +106,7 @@ impl ConsoleSpanExporter {
     }
 
     /// Writes to `writer` instead of stdout, uncolored unless
-    /// [`with_color`](Self::with_color) turns color on.
+    /// [`with_color`](Self::with_color) is called afterwards.
     pub fn with_writer(mut self, writer: impl Write + Send + 'static) -> Self {
         self.state_mut().writer = Box::new(writer);
         self.options.style.color = false;
