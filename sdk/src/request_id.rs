@@ -1,5 +1,7 @@
 //! The request id: taken from `x-request-id` when it is safe to reuse,
-//! generated otherwise, carried in the context and echoed in the response.
+//! generated otherwise, carried in the context, echoed in the response and
+//! sent on by the HTTP and gRPC clients, so one id follows a request across
+//! hops.
 
 use std::cell::Cell;
 use std::fmt;
@@ -51,6 +53,35 @@ impl RequestId {
     /// `cx` with this request id.
     pub fn set_in(self, cx: &opentelemetry::Context) -> opentelemetry::Context {
         REQUEST_ID.set_in(cx, self)
+    }
+
+    /// The request id of an incoming request: its `x-request-id` when
+    /// [`parse`](Self::parse) accepts it, a [generated](Self::generate) one
+    /// otherwise.
+    #[cfg_attr(not(any(feature = "http", feature = "grpc")), allow(dead_code))]
+    pub(crate) fn from_headers(headers: &http::HeaderMap) -> Self {
+        headers
+            .get(HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(RequestId::parse)
+            .unwrap_or_else(RequestId::generate)
+    }
+
+    /// Writes `cx`'s request id into an outgoing request's `headers`, unless
+    /// they already carry one (set by the caller on purpose).
+    #[cfg_attr(not(any(feature = "http", feature = "grpc")), allow(dead_code))]
+    pub(crate) fn inject(cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
+        let Some(id) = REQUEST_ID.get_in(cx) else {
+            return;
+        };
+        if headers.contains_key(HEADER) {
+            return;
+        }
+        // Parsed or generated ids are valid header values; `ok()` only
+        // avoids a panic path.
+        if let Ok(value) = http::HeaderValue::from_str(id.as_str()) {
+            headers.insert(HEADER, value);
+        }
     }
 }
 

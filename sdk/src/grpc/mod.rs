@@ -32,6 +32,12 @@
 //!   `DATA_LOSS` (the others are the caller's doing). `error.type` is
 //!   `_OTHER` when the call failed without a status (a transport error).
 //!
+//! The client layer sends the current context's request id as
+//! `x-request-id` metadata (unless the request has one); the server layer
+//! puts the caller's one in the handler's context when
+//! [`RequestId::parse`](crate::request_id::RequestId::parse) accepts it, a
+//! generated one otherwise (as the HTTP server layer does).
+//!
 //! The span and the duration end when the response stream ends, so a
 //! streaming call counts until its last message and status.
 //!

@@ -66,6 +66,7 @@ where
             .start(&Context::current(), request.uri().path(), server);
         let cx = call.context().clone();
         self.telemetry.inject(&cx, request.headers_mut());
+        crate::request_id::RequestId::inject(&cx, request.headers_mut());
         let future = crate::run_sync(cx.clone(), || self.inner.call(request));
         ResponseFuture::new(crate::run(cx, future), call)
     }

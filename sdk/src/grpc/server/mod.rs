@@ -23,6 +23,8 @@ use tower_service::Service;
 
 pub use layer::GrpcServerLayer;
 
+use crate::request_id::RequestId;
+
 use super::body::ResponseBody;
 use super::call::{Address, Telemetry};
 use super::future::ResponseFuture;
@@ -48,6 +50,8 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let parent = self.telemetry.extract(request.headers());
+        // The caller's request id when safe to reuse, as the HTTP server does.
+        let parent = RequestId::from_headers(request.headers()).set_in(&parent);
         let server = Address::from_uri(request.uri());
         let call = self
             .telemetry

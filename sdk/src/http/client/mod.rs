@@ -19,6 +19,8 @@
 //!   baggage only to the hosts given to
 //!   [`with_baggage_hosts`](HttpClientMiddleware::with_baggage_hosts) (none
 //!   by default), since it may carry data that must not leave the system;
+//! - the current context's request id sent as `x-request-id` (unless the
+//!   request has one), so the next hop reuses it;
 //! - `http.client.request.duration` (seconds,
 //!   [`DURATION_BOUNDARIES`](crate::metrics::DURATION_BOUNDARIES)) with
 //!   `http.request.method`, `server.address`, `server.port`,
@@ -218,6 +220,7 @@ impl HttpClientMiddleware {
                 .inject_reporting(&cx, &mut carrier, &mut dropped);
         }
         telemetry::log_dropped("outgoing request", &dropped);
+        crate::request_id::RequestId::inject(cx, req.headers_mut());
     }
 }
 

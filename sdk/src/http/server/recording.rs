@@ -98,12 +98,7 @@ impl Recording {
             incoming.with_span(span)
         };
 
-        let id = parts
-            .headers
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .and_then(RequestId::parse)
-            .unwrap_or_else(RequestId::generate);
+        let id = RequestId::from_headers(&parts.headers);
         // Both kinds of id are valid header values; `ok()` only avoids a panic path.
         let request_id = HeaderValue::from_str(id.as_str()).ok();
         let cx = id.set_in(&cx);

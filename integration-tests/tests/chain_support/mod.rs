@@ -1,0 +1,645 @@
+//! A three-hop chain on 127.0.0.1 for `chain.rs`:
+//!
+//! ```text
+//! test client ──HTTP──▶ gateway (axum + HttpServerLayer)
+//!                         │ tonic Channel + GrpcClientLayer
+//!                         ▼
+//!                       orders (tonic Echo + GrpcServerLayer)
+//!                         │ reqwest + HttpClientMiddleware (baggage to 127.0.0.1)
+//!                         ▼
+//!                       pricing (axum + HttpServerLayer)
+//! ```
+//!
+//! Every hop records what its handler saw ([`Visit`]); spans and metrics go
+//! to memory; log lines go through one process-wide `CorrelationLayer` into
+//! a buffer (tests tell their lines apart by trace id).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use baton::grpc::client::{GrpcClient, GrpcClientLayer};
+use baton::grpc::server::GrpcServerLayer;
+use baton::http::client::HttpClientMiddleware;
+use baton::http::server::HttpServerLayer;
+use baton::logs::{CorrelationLayer, Format};
+use baton::request_id::RequestId;
+use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
+use futures_util::Stream;
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
+use opentelemetry::{Key, Value};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Endpoint};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// The gateway's health-check route, left out by its filter.
+pub(crate) const HEALTHZ: &str = "/healthz";
+
+/// Tracer and meter providers exporting to memory; spans export as they end.
+pub(crate) struct Telemetry {
+    pub(crate) tracer_provider: SdkTracerProvider,
+    pub(crate) meter_provider: SdkMeterProvider,
+    pub(crate) spans: InMemorySpanExporter,
+    metrics: InMemoryMetricExporter,
+}
+
+impl Telemetry {
+    pub(crate) fn new() -> Self {
+        let spans = InMemorySpanExporter::default();
+        let metrics = InMemoryMetricExporter::default();
+        Telemetry {
+            tracer_provider: SdkTracerProvider::builder()
+                .with_simple_exporter(spans.clone())
+                .build(),
+            meter_provider: SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(metrics.clone()).build())
+                .build(),
+            spans,
+            metrics,
+        }
+    }
+
+    pub(crate) fn spans(&self) -> Vec<SpanData> {
+        self.spans.get_finished_spans().expect("spans")
+    }
+
+    /// The finished spans of trace `trace_id`, once `count` of them have
+    /// ended (most end before the response they belong to is sent; this
+    /// waits, up to a deadline, for any that end just after).
+    pub(crate) async fn trace(&self, trace_id: TraceId, count: usize) -> Vec<SpanData> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let spans: Vec<_> = self
+                .spans()
+                .into_iter()
+                .filter(|s| s.span_context.trace_id() == trace_id)
+                .collect();
+            if spans.len() >= count || Instant::now() > deadline {
+                assert_eq!(spans.len(), count, "{:#?}", names(&spans));
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Data points of histogram `name`, each as (count, sorted `key=value`
+    /// attributes), sorted.
+    pub(crate) fn histogram(&self, name: &str) -> Vec<(u64, Vec<String>)> {
+        self.metrics.reset();
+        self.meter_provider.force_flush().expect("flush");
+        let mut points = Vec::new();
+        for rm in self.metrics.get_finished_metrics().expect("metrics") {
+            for metric in rm.scope_metrics().flat_map(|s| s.metrics()) {
+                if metric.name() != name {
+                    continue;
+                }
+                assert_eq!(metric.unit(), "s");
+                let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() else {
+                    panic!("{name} is not an f64 histogram");
+                };
+                points.extend(h.data_points().map(|p| {
+                    let mut attributes: Vec<String> = p
+                        .attributes()
+                        .map(|kv| format!("{}={}", kv.key, kv.value))
+                        .collect();
+                    attributes.sort();
+                    (p.count(), attributes)
+                }));
+            }
+        }
+        points.sort();
+        points
+    }
+}
+
+/// The names of `spans`, for failure messages.
+pub(crate) fn names(spans: &[SpanData]) -> Vec<String> {
+    spans
+        .iter()
+        .map(|s| format!("{} ({:?})", s.name, s.span_kind))
+        .collect()
+}
+
+/// The one span of `spans` named `name`.
+pub(crate) fn one<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "spans named {name:?} in {:#?}",
+        names(spans)
+    );
+    found[0]
+}
+
+/// The value of attribute `key` of `span`.
+pub(crate) fn attr(span: &SpanData, key: &'static str) -> Option<Value> {
+    let key = Key::from_static_str(key);
+    span.attributes
+        .iter()
+        .rev()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.clone())
+}
+
+/// What one hop's handler saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Visit {
+    /// `gateway`, `orders` or `pricing`.
+    pub(crate) hop: &'static str,
+    /// The order id or sku the hop was asked about.
+    pub(crate) key: String,
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) request_id: Option<String>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) order: Option<String>,
+}
+
+impl Visit {
+    fn here(hop: &'static str, key: &str) -> Self {
+        let cx = baton::current();
+        let span = cx.span();
+        let sc = span.span_context();
+        Visit {
+            hop,
+            key: key.to_owned(),
+            trace_id: sc.trace_id(),
+            span_id: sc.span_id(),
+            request_id: RequestId::current().map(|id| id.to_string()),
+            tenant: baton::baggage::get("tenant"),
+            user: baton::baggage::get("user"),
+            order: baton::baggage::get("order"),
+        }
+    }
+}
+
+/// What the handlers saw, for the tests to check.
+#[derive(Default)]
+pub(crate) struct Seen {
+    visits: Mutex<Vec<Visit>>,
+    /// How many `Stream` spans had finished when the gateway had
+    /// the first streamed message.
+    pub(crate) stream_spans_at_first: Mutex<Option<usize>>,
+    /// When orders had sent its last streamed message.
+    pub(crate) last_sent: Mutex<Option<SystemTime>>,
+    /// Lets the streaming task go on after its first message.
+    resume: Notify,
+}
+
+impl Seen {
+    fn record(&self, visit: Visit) {
+        self.visits.lock().expect("lock").push(visit);
+    }
+
+    /// The one visit of `hop` about `key`.
+    pub(crate) fn visit(&self, hop: &str, key: &str) -> Visit {
+        let visits = self.visits.lock().expect("lock");
+        let found: Vec<_> = visits
+            .iter()
+            .filter(|v| v.hop == hop && v.key == key)
+            .collect();
+        assert_eq!(found.len(), 1, "visits of {hop} about {key}: {visits:#?}");
+        found[0].clone()
+    }
+}
+
+// ---- pricing: axum + HttpServerLayer --------------------------------------
+
+/// `GET /price/{sku}`: a price, or a 500 for a sku starting with `broken`.
+async fn price(
+    State(seen): State<Arc<Seen>>,
+    Path(sku): Path<String>,
+) -> Result<String, StatusCode> {
+    seen.record(Visit::here("pricing", &sku));
+    tracing::info!(sku = %sku, "priced");
+    if sku.starts_with("broken") {
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Ok(format!("{sku}=9.99"))
+}
+
+// ---- orders: tonic Echo + GrpcServerLayer ---------------------------------
+
+struct Orders {
+    pricing: ClientWithMiddleware,
+    pricing_url: String,
+    seen: Arc<Seen>,
+}
+
+impl Orders {
+    /// Asks pricing for `sku`; a pricing failure is UNAVAILABLE.
+    fn fetch(&self, sku: &str) -> impl Future<Output = Result<String, tonic::Status>> + use<> {
+        let client = self.pricing.clone();
+        let url = format!("{}/price/{sku}", self.pricing_url);
+        async move {
+            let response = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(tonic::Status::unavailable(format!(
+                    "pricing answered {}",
+                    response.status()
+                )));
+            }
+            response
+                .text()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))
+        }
+    }
+}
+
+type ReplyStream = Pin<Box<dyn Stream<Item = Result<EchoReply, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Echo for Orders {
+    /// Prices order `message` from a task spawned with `baton::spawn`.
+    async fn unary(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
+        let sku = request.into_inner().message;
+        self.seen.record(Visit::here("orders", &sku));
+        let fetch = self.fetch(&sku);
+        let message = baton::spawn(async move {
+            tracing::info!("asking pricing");
+            fetch.await
+        })
+        .await
+        .map_err(|e| tonic::Status::internal(e.to_string()))??;
+        Ok(tonic::Response::new(EchoReply { message }))
+    }
+
+    type StreamStream = ReplyStream;
+
+    /// Streams `count` prices of `{message}-{i}`, pausing after the first
+    /// until the gateway has checked that no call span has ended yet.
+    async fn stream(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<ReplyStream>, tonic::Status> {
+        let EchoRequest { message, count, .. } = request.into_inner();
+        self.seen.record(Visit::here("orders", &message));
+        let fetches: Vec<_> = (0..count)
+            .map(|i| self.fetch(&format!("{message}-{i}")))
+            .collect();
+        let seen = Arc::clone(&self.seen);
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        baton::spawn(async move {
+            for (i, fetch) in fetches.into_iter().enumerate() {
+                let reply = fetch.await.map(|message| EchoReply { message });
+                if tx.send(reply).await.is_err() {
+                    return;
+                }
+                if i == 0 {
+                    seen.resume.notified().await;
+                }
+            }
+            *seen.last_sent.lock().expect("lock") = Some(SystemTime::now());
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(tonic::Response::new(Box::pin(stream)))
+    }
+
+    async fn fail(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
+        let request = request.into_inner();
+        self.seen.record(Visit::here("orders", &request.message));
+        Err(tonic::Status::new(
+            tonic::Code::from_i32(request.code),
+            "failed on purpose",
+        ))
+    }
+}
+
+// ---- gateway: axum + HttpServerLayer, calling orders -----------------------
+
+type OrdersClient = EchoClient<GrpcClient<Channel>>;
+
+#[derive(Clone)]
+struct Gateway {
+    orders: OrdersClient,
+    seen: Arc<Seen>,
+    spans: InMemorySpanExporter,
+}
+
+/// A failed call to orders as the gateway's answer.
+fn reflect(status: &tonic::Status) -> (StatusCode, String) {
+    let code = match status.code() {
+        tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (code, format!("orders: {:?}", status.code()))
+}
+
+/// `GET /orders/{id}`: prices the order through orders (unary), with
+/// baggage `order={id}` added here.
+async fn order(
+    State(gw): State<Gateway>,
+    Path(id): Path<String>,
+) -> Result<String, (StatusCode, String)> {
+    gw.seen.record(Visit::here("gateway", &id));
+    let cx = baton::baggage::set("order", &id).expect("valid baggage");
+    let mut orders = gw.orders.clone();
+    let request = EchoRequest {
+        message: id,
+        ..Default::default()
+    };
+    match baton::run(cx, orders.unary(request)).await {
+        Ok(reply) => Ok(reply.into_inner().message),
+        Err(status) => Err(reflect(&status)),
+    }
+}
+
+/// `GET /orders/{id}/history`: three prices streamed from orders.
+async fn history(
+    State(gw): State<Gateway>,
+    Path(id): Path<String>,
+) -> Result<String, (StatusCode, String)> {
+    gw.seen.record(Visit::here("gateway", &id));
+    let mut orders = gw.orders.clone();
+    let request = EchoRequest {
+        message: id,
+        count: 3,
+        ..Default::default()
+    };
+    let mut stream = orders
+        .stream(request)
+        .await
+        .map_err(|s| reflect(&s))?
+        .into_inner();
+    let mut messages = Vec::new();
+    while let Some(reply) = stream.message().await.map_err(|s| reflect(&s))? {
+        if messages.is_empty() {
+            // The first message is here, the response headers long gone:
+            // neither call span may have ended.
+            let ended = gw
+                .spans
+                .get_finished_spans()
+                .expect("spans")
+                .iter()
+                .filter(|s| s.name == "baton.test.Echo/Stream")
+                .count();
+            *gw.seen.stream_spans_at_first.lock().expect("lock") = Some(ended);
+            gw.seen.resume.notify_one();
+        }
+        messages.push(reply.message);
+    }
+    Ok(messages.join(","))
+}
+
+/// `GET /orders/{id}/cancel`: orders fails it with INTERNAL.
+async fn cancel(
+    State(gw): State<Gateway>,
+    Path(id): Path<String>,
+) -> Result<String, (StatusCode, String)> {
+    gw.seen.record(Visit::here("gateway", &id));
+    let mut orders = gw.orders.clone();
+    let request = EchoRequest {
+        message: id,
+        code: tonic::Code::Internal as i32,
+        ..Default::default()
+    };
+    match orders.fail(request).await {
+        Ok(reply) => Ok(reply.into_inner().message),
+        Err(status) => Err(reflect(&status)),
+    }
+}
+
+fn gateway(state: Gateway, layer: HttpServerLayer) -> Router {
+    Router::new()
+        .route("/orders/{id}", get(order))
+        .route("/orders/{id}/history", get(history))
+        .route("/orders/{id}/cancel", get(cancel))
+        .route(HEALTHZ, get(|| async { "ok" }))
+        .with_state(state)
+        .layer(layer.with_filter(|parts| parts.uri.path() != HEALTHZ))
+}
+
+// ---- servers ---------------------------------------------------------------
+
+/// A server task on 127.0.0.1 that stops gracefully.
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    async fn axum(app: Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Server {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    fn grpc(layer: GrpcServerLayer, orders: Orders) -> Self {
+        let incoming = TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+        let addr = incoming.local_addr().expect("address");
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .layer(layer)
+                .add_service(EchoServer::new(orders))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stop.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Server {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.task.await.expect("server task");
+    }
+}
+
+/// The three services, plus a second gateway that is a public endpoint
+/// (both call the same orders).
+pub(crate) struct Chain {
+    pub(crate) telemetry: Telemetry,
+    pub(crate) seen: Arc<Seen>,
+    pub(crate) gateway: Server,
+    pub(crate) public_gateway: Server,
+    pub(crate) orders: Server,
+    pub(crate) pricing: Server,
+}
+
+impl Chain {
+    pub(crate) async fn start() -> Self {
+        logs();
+        let telemetry = Telemetry::new();
+        let seen = Arc::new(Seen::default());
+        let tp = &telemetry.tracer_provider;
+        let mp = &telemetry.meter_provider;
+        let http_layer = || {
+            HttpServerLayer::new()
+                .with_tracer_provider(tp)
+                .with_meter_provider(mp)
+        };
+
+        let pricing = Server::axum(
+            Router::new()
+                .route("/price/{sku}", get(price))
+                .with_state(Arc::clone(&seen))
+                .layer(http_layer()),
+        )
+        .await;
+
+        let pricing_client = ClientBuilder::new(reqwest::Client::new())
+            .with(
+                HttpClientMiddleware::new()
+                    .with_baggage_hosts(["127.0.0.1"])
+                    .with_tracer_provider(tp)
+                    .with_meter_provider(mp),
+            )
+            .build();
+        let orders = Server::grpc(
+            GrpcServerLayer::new()
+                .with_tracer_provider(tp)
+                .with_meter_provider(mp),
+            Orders {
+                pricing: pricing_client,
+                pricing_url: format!("http://{}", pricing.addr),
+                seen: Arc::clone(&seen),
+            },
+        );
+
+        let channel = Endpoint::from_shared(format!("http://{}", orders.addr))
+            .expect("endpoint")
+            .connect_lazy();
+        let channel = tower::ServiceBuilder::new()
+            .layer(
+                GrpcClientLayer::new()
+                    .with_server_address("127.0.0.1", orders.addr.port())
+                    .with_tracer_provider(tp)
+                    .with_meter_provider(mp),
+            )
+            .service(channel);
+        let state = Gateway {
+            orders: EchoClient::new(channel),
+            seen: Arc::clone(&seen),
+            spans: telemetry.spans.clone(),
+        };
+        let gateway_server = Server::axum(gateway(state.clone(), http_layer())).await;
+        let public_gateway = Server::axum(gateway(state, http_layer().public_endpoint())).await;
+        Chain {
+            telemetry,
+            seen,
+            gateway: gateway_server,
+            public_gateway,
+            orders,
+            pricing,
+        }
+    }
+
+    pub(crate) async fn stop(self) {
+        self.gateway.stop().await;
+        self.public_gateway.stop().await;
+        self.orders.stop().await;
+        self.pricing.stop().await;
+    }
+}
+
+// ---- logs ------------------------------------------------------------------
+
+/// Everything the process-wide `CorrelationLayer` wrote.
+#[derive(Clone, Default)]
+pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl MakeWriter<'_> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&self) -> Capture {
+        self.clone()
+    }
+}
+
+/// The process-wide log capture, installed as the global default subscriber
+/// on first use: the chain's handlers run on runtime worker threads, which a
+/// thread-local default would not reach. Tests in this binary run in
+/// parallel and tell their lines apart by trace id.
+pub(crate) fn logs() -> &'static Capture {
+    static LOGS: OnceLock<Capture> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(
+            CorrelationLayer::new()
+                .format(Format::Json)
+                .baggage_keys(["tenant", "user"])
+                .writer(capture.clone()),
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        capture
+    })
+}
+
+impl Capture {
+    /// The JSON lines with message `message` and trace id `trace_id`.
+    pub(crate) fn lines(&self, trace_id: TraceId, message: &str) -> Vec<serde_json::Value> {
+        let bytes = self.0.lock().expect("lock").clone();
+        let text = String::from_utf8(bytes).expect("utf-8");
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .filter(|l: &serde_json::Value| {
+                l["trace_id"] == trace_id.to_string() && l["message"] == message
+            })
+            .collect()
+    }
+}
