@@ -114,7 +114,13 @@ fn resource() {
     const NAME: &str = "OTEL_SERVICE_NAME";
     const ATTRS: &str = "OTEL_RESOURCE_ATTRIBUTES";
     // (vars, service name, attributes, warns)
-    let rows: [(&[(&str, &str)], Option<&str>, &[(&str, &str)], bool); 11] = [
+    type Row<'a> = (
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+        &'a [(&'a str, &'a str)],
+        bool,
+    );
+    let rows: [Row<'_>; 11] = [
         (&[(NAME, "checkout")], Some("checkout"), &[], false),
         (
             &[(ATTRS, "a=1,b=2")],
@@ -359,7 +365,14 @@ fn otlp_endpoint_and_protocol() {
         (&'a str, Protocol),
         &'a [&'a str],
     );
-    let rows: [Row<'_>; 14] = [
+    let rows: [Row<'_>; 15] = [
+        (
+            &[(E, "http://c:4318/base/?q=1#f")],
+            ("http://c:4318/base/v1/traces", Http),
+            ("http://c:4318/base/v1/metrics", Http),
+            ("http://c:4318/base/v1/logs", Http),
+            &[],
+        ),
         (
             &[(E, "http://c:4318")],
             ("http://c:4318/v1/traces", Http),

@@ -7,6 +7,7 @@ use super::signal::{ALL, SignalVars};
 
 /// An exporter a signal can be sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExporterKind {
     /// `otlp`, the default.
     Otlp,

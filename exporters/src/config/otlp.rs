@@ -13,6 +13,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Protocol {
     /// `grpc`.
     Grpc,
@@ -50,6 +51,7 @@ impl fmt::Display for Protocol {
 
 /// Payload compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Compression {
     /// `none`, the default.
     #[default]
@@ -220,8 +222,11 @@ fn signal(env: &mut Env<'_>, vars: &SignalVars, generic: &Generic) -> OtlpSignal
             .unwrap_or(protocol.default_endpoint());
         match protocol {
             Protocol::Grpc => base.to_owned(),
+            // The specification lets exporters ignore a query or fragment;
+            // dropping it keeps the signal path in the path.
             Protocol::HttpProtobuf => {
-                format!("{}/{}", base.trim_end_matches('/'), vars.http_path)
+                let path = base.split(['?', '#']).next().unwrap_or(base);
+                format!("{}/{}", path.trim_end_matches('/'), vars.http_path)
             }
         }
     });
