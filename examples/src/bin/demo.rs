@@ -20,7 +20,7 @@ const EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Time for background work (the orders audit) to finish after the last
 /// response, so its log lines come before the traces.
-const SETTLE: Duration = Duration::from_millis(150);
+const SETTLE: Duration = Duration::from_millis(250);
 
 /// One checkout the demo sends, and the status it should get.
 struct Checkout {
