@@ -1,0 +1,173 @@
+//! `gateway`: the axum HTTP entry point. It puts the caller's tenant and user
+//! into baggage, then calls `orders` over gRPC and `pricing` over HTTP in
+//! parallel; both calls, and everything behind them, see that baggage.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use baton::grpc::client::{GrpcClient, GrpcClientLayer};
+use baton::http::client::HttpClientMiddleware;
+use baton::http::server::HttpServerLayer;
+use reqwest::Url;
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+use crate::shop::PlaceOrderRequest;
+use crate::shop::orders_client::OrdersClient;
+
+/// Request headers naming the caller, and what is assumed without them.
+const TENANT_HEADER: &str = "x-tenant";
+const USER_HEADER: &str = "x-user";
+const QUANTITY_HEADER: &str = "x-quantity";
+const DEFAULT_TENANT: &str = "acme";
+const DEFAULT_USER: &str = "guest";
+
+#[derive(Clone)]
+struct Peers {
+    orders: OrdersClient<GrpcClient<Channel>>,
+    http: ClientWithMiddleware,
+    pricing: Url,
+}
+
+/// A JSON reply with its status.
+type Reply = (StatusCode, axum::Json<Value>);
+
+/// Serves `GET /checkout/{sku}` and `GET /healthz` on `listener`, calling
+/// `orders` at its address and `pricing` at its base URL, until the process
+/// ends. Fails at once if `pricing` cannot have a path appended.
+pub async fn serve(listener: TcpListener, orders: SocketAddr, pricing: Url) -> std::io::Result<()> {
+    if pricing.cannot_be_a_base() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("pricing URL {pricing} cannot take a path"),
+        ));
+    }
+    let channel = tower::ServiceBuilder::new()
+        .layer(GrpcClientLayer::new().with_server_address(orders.ip().to_string(), orders.port()))
+        .service(crate::lazy_channel(orders));
+    // Baggage leaves only for hosts we name: pricing is ours.
+    let baggage_hosts = pricing.host_str().map(str::to_owned);
+    let http = ClientBuilder::new(reqwest::Client::new())
+        .with(HttpClientMiddleware::new().with_baggage_hosts(baggage_hosts))
+        .build();
+    let peers = Peers {
+        orders: OrdersClient::new(channel),
+        http,
+        pricing,
+    };
+    let app = Router::new()
+        .route("/checkout/{sku}", get(checkout))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(peers)
+        // Health probes would drown the traces and skew the RED table.
+        .layer(HttpServerLayer::new().with_filter(|req| req.uri.path() != "/healthz"));
+    axum::serve(listener, app).await
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str, default: &'a str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+    (status, axum::Json(json!({ "error": message.into() })))
+}
+
+async fn checkout(
+    State(peers): State<Peers>,
+    Path(sku): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    let tenant = header(&headers, TENANT_HEADER, DEFAULT_TENANT);
+    let user = header(&headers, USER_HEADER, DEFAULT_USER);
+    let Ok(quantity) = header(&headers, QUANTITY_HEADER, "1").parse::<u32>() else {
+        return error(StatusCode::BAD_REQUEST, "x-quantity must be a whole number");
+    };
+    // Baggage rejects what could not travel in a header; say so rather than
+    // drop the caller's identity silently.
+    let cx = match baton::baggage::set("tenant", tenant)
+        .and_then(|cx| baton::baggage::set_in(&cx, "user", user))
+    {
+        Ok(cx) => cx,
+        Err(err) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad tenant or user: {err}"),
+            );
+        }
+    };
+    baton::run(cx, place(peers, sku, quantity)).await
+}
+
+/// Orders and prices `sku` at once; the reply needs both.
+async fn place(peers: Peers, sku: String, quantity: u32) -> Reply {
+    tracing::info!(%sku, quantity, "checkout");
+    let mut orders = peers.orders.clone();
+    let order = orders.place_order(PlaceOrderRequest {
+        sku: sku.clone(),
+        quantity,
+    });
+    let (order, price) = tokio::join!(order, price(&peers, &sku));
+
+    let order = match order {
+        Ok(order) => order.into_inner(),
+        Err(status) => {
+            let http = match status.code() {
+                tonic::Code::NotFound => StatusCode::NOT_FOUND,
+                tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            tracing::warn!(%sku, code = ?status.code(), "order failed");
+            return error(http, format!("orders: {}", status.message()));
+        }
+    };
+    let cents = match price {
+        Ok(cents) => cents,
+        Err(message) => {
+            tracing::warn!(%sku, %message, "pricing failed");
+            return error(StatusCode::BAD_GATEWAY, format!("pricing: {message}"));
+        }
+    };
+    let body = json!({
+        "order_id": order.order_id,
+        "sku": sku,
+        "quantity": quantity,
+        "cents": cents,
+        "remaining": order.remaining,
+        "tenant": baton::baggage::get("tenant"),
+        "user": baton::baggage::get("user"),
+    });
+    (StatusCode::OK, axum::Json(body))
+}
+
+/// The price of `sku` in cents, from `pricing`.
+async fn price(peers: &Peers, sku: &str) -> Result<u64, String> {
+    let mut url = peers.pricing.clone();
+    // Checked in `serve`: the base URL takes path segments. Pushing escapes
+    // the sku, so it cannot change the path.
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().push("price").push(sku);
+    }
+    let response = peers
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let body: Value = serde_json::from_str(&response.text().await.map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    body["cents"]
+        .as_u64()
+        .ok_or_else(|| "no cents in the reply".to_owned())
+}

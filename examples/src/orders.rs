@@ -1,0 +1,100 @@
+//! `orders`: a tonic service that reserves stock at `inventory` (unary), reads
+//! a few stock levels (server streaming), and audits each order in a
+//! background task that keeps the request's context.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use baton::grpc::client::{GrpcClient, GrpcClientLayer};
+use baton::grpc::server::GrpcServerLayer;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::shop::inventory_client::InventoryClient;
+use crate::shop::orders_server::{Orders, OrdersServer};
+use crate::shop::{PlaceOrderReply, PlaceOrderRequest, ReserveRequest, WatchStockRequest};
+
+/// Stock levels read from `WatchStock` per order.
+const STOCK_UPDATES: u32 = 3;
+
+/// How long the audit task waits, standing in for a slow audit store; the
+/// order is answered without waiting for it.
+const AUDIT_DELAY: Duration = Duration::from_millis(20);
+
+/// Serves `Orders` on `listener`, calling `inventory` at its address, until
+/// the process ends.
+pub async fn serve(
+    listener: TcpListener,
+    inventory: SocketAddr,
+) -> Result<(), tonic::transport::Error> {
+    let channel = tower::ServiceBuilder::new()
+        .layer(
+            GrpcClientLayer::new()
+                .with_server_address(inventory.ip().to_string(), inventory.port()),
+        )
+        .service(crate::lazy_channel(inventory));
+    let service = Service {
+        inventory: InventoryClient::new(channel),
+        next_order: AtomicU64::new(1),
+    };
+    tonic::transport::Server::builder()
+        .layer(GrpcServerLayer::new())
+        .add_service(OrdersServer::new(service))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+        .await
+}
+
+struct Service {
+    inventory: InventoryClient<GrpcClient<Channel>>,
+    next_order: AtomicU64,
+}
+
+#[tonic::async_trait]
+impl Orders for Service {
+    async fn place_order(
+        &self,
+        request: Request<PlaceOrderRequest>,
+    ) -> Result<Response<PlaceOrderReply>, Status> {
+        let PlaceOrderRequest { sku, quantity } = request.into_inner();
+        // Clients are cheap clones sharing one connection; calls need `&mut`.
+        let mut inventory = self.inventory.clone();
+        let reserved = inventory
+            .reserve(ReserveRequest {
+                sku: sku.clone(),
+                quantity,
+            })
+            .await
+            .inspect_err(
+                |status| tracing::warn!(%sku, code = ?status.code(), "reservation failed"),
+            )?
+            .into_inner();
+
+        let mut levels = inventory
+            .watch_stock(WatchStockRequest {
+                sku: sku.clone(),
+                updates: STOCK_UPDATES,
+            })
+            .await?
+            .into_inner();
+        let mut lowest = None;
+        while let Some(level) = levels.message().await? {
+            lowest = Some(level.available);
+        }
+
+        let order_id = format!("ord-{:04}", self.next_order.fetch_add(1, Ordering::Relaxed));
+        tracing::info!(%order_id, %sku, quantity, watched_low = ?lowest, "order placed");
+        // Not awaited: the reply goes out now, and the audit line still
+        // carries this request's trace id and baggage.
+        let audited = order_id.clone();
+        baton::spawn(async move {
+            tokio::time::sleep(AUDIT_DELAY).await;
+            tracing::info!(order_id = %audited, "audit: order recorded (background task)");
+        });
+        Ok(Response::new(PlaceOrderReply {
+            order_id,
+            remaining: reserved.remaining,
+        }))
+    }
+}
