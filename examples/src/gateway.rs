@@ -2,13 +2,11 @@
 //! into baggage, then calls `orders` over gRPC and `pricing` over HTTP in
 //! parallel; both calls, and everything behind them, see that baggage.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use baton::grpc::client::{GrpcClient, GrpcClientLayer};
+use baton::grpc::client::GrpcClient;
 use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
 use reqwest::Url;
@@ -40,16 +38,14 @@ type Reply = (StatusCode, axum::Json<Value>);
 /// Serves `GET /checkout/{sku}` and `GET /healthz` on `listener`, calling
 /// `orders` at its address and `pricing` at its base URL, until the process
 /// ends. Fails at once if `pricing` cannot have a path appended.
-pub async fn serve(listener: TcpListener, orders: SocketAddr, pricing: Url) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, orders: Url, pricing: Url) -> std::io::Result<()> {
     if pricing.cannot_be_a_base() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("pricing URL {pricing} cannot take a path"),
         ));
     }
-    let channel = tower::ServiceBuilder::new()
-        .layer(GrpcClientLayer::new().with_server_address(orders.ip().to_string(), orders.port()))
-        .service(crate::lazy_channel(orders));
+    let channel = crate::grpc_client(&orders);
     // Baggage leaves only for hosts we name: pricing is ours.
     let baggage_hosts = pricing.host_str().map(str::to_owned);
     let http = ClientBuilder::new(reqwest::Client::new())

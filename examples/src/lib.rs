@@ -51,10 +51,26 @@ pub async fn listen(name: &str, default: &str) -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
-/// A gRPC channel to `addr` that connects on first use, so services can start
-/// in any order.
-fn lazy_channel(addr: SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("a socket address makes a valid URI")
-        .connect_lazy()
+/// `name` from the environment parsed as a URL, or `http://{default}`: peers
+/// are named by URL so a host name (as in `docker-compose.yml`) works too.
+/// Panics with a clear message on a malformed value, as it is startup config.
+pub fn url_from_env(name: &str, default: &str) -> reqwest::Url {
+    let value = std::env::var(name).unwrap_or_else(|_| format!("http://{default}"));
+    value
+        .parse()
+        .unwrap_or_else(|err| panic!("{name}={value:?} is not a URL: {err}"))
+}
+
+/// A gRPC client stack to `url`: Baton's client layer (told the peer's
+/// address, which a channel does not expose) over a channel that connects on
+/// first use, so services can start in any order.
+fn grpc_client(url: &reqwest::Url) -> baton::grpc::client::GrpcClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap_or_else(|err| panic!("{url} is not a gRPC endpoint: {err}"))
+        .connect_lazy();
+    let layer = baton::grpc::client::GrpcClientLayer::new().with_server_address(
+        url.host_str().unwrap_or_default().to_owned(),
+        url.port_or_known_default().unwrap_or(80),
+    );
+    tower::ServiceBuilder::new().layer(layer).service(channel)
 }

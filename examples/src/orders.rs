@@ -2,11 +2,10 @@
 //! a few stock levels (server streaming), and audits each order in a
 //! background task that keeps the request's context.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use baton::grpc::client::{GrpcClient, GrpcClientLayer};
+use baton::grpc::client::GrpcClient;
 use baton::grpc::server::GrpcServerLayer;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -27,14 +26,9 @@ const AUDIT_DELAY: Duration = Duration::from_millis(20);
 /// the process ends.
 pub async fn serve(
     listener: TcpListener,
-    inventory: SocketAddr,
+    inventory: reqwest::Url,
 ) -> Result<(), tonic::transport::Error> {
-    let channel = tower::ServiceBuilder::new()
-        .layer(
-            GrpcClientLayer::new()
-                .with_server_address(inventory.ip().to_string(), inventory.port()),
-        )
-        .service(crate::lazy_channel(inventory));
+    let channel = crate::grpc_client(&inventory);
     let service = Service {
         inventory: InventoryClient::new(channel),
         next_order: AtomicU64::new(1),

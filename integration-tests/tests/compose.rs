@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
 
-const DEMO_SERVICES: [&str; 3] = ["gateway", "orders", "inventory"];
+const DEMO_SERVICES: [&str; 4] = ["gateway", "orders", "inventory", "pricing"];
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -319,8 +319,9 @@ fn services_ports_and_images() {
     }
     // The service addresses point at services that exist.
     for (name, var, target) in [
-        ("gateway", "ORDERS_ADDR", "http://orders:"),
-        ("orders", "INVENTORY_ADDR", "http://inventory:"),
+        ("gateway", "ORDERS_URL", "http://orders:"),
+        ("gateway", "PRICING_URL", "http://pricing:"),
+        ("orders", "INVENTORY_URL", "http://inventory:"),
     ] {
         let value = services[name]["environment"][var]
             .as_str()

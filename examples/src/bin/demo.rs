@@ -152,15 +152,20 @@ async fn main() -> ExitCode {
     let (orders_listener, orders_addr) = bind().await;
     let (pricing_listener, pricing_addr) = bind().await;
     let (gateway_listener, gateway_addr) = bind().await;
-    let pricing_url = format!("http://{pricing_addr}")
-        .parse()
-        .expect("a socket address makes a valid URL");
+    let url = |addr: SocketAddr| -> reqwest::Url {
+        format!("http://{addr}")
+            .parse()
+            .expect("a socket address makes a valid URL")
+    };
     start("inventory", inventory::serve(inventory_listener));
-    start("orders", orders::serve(orders_listener, inventory_addr));
+    start(
+        "orders",
+        orders::serve(orders_listener, url(inventory_addr)),
+    );
     start("pricing", pricing::serve(pricing_listener));
     start(
         "gateway",
-        gateway::serve(gateway_listener, orders_addr, pricing_url),
+        gateway::serve(gateway_listener, url(orders_addr), url(pricing_addr)),
     );
 
     section("services");

@@ -1,13 +1,13 @@
 //! The `gateway` service on its own.
 //!
 //! Run: `cargo run -p baton-examples --bin gateway`
-//! (`GATEWAY_ADDR`, default 127.0.0.1:8080; `ORDERS_ADDR`, default
-//! 127.0.0.1:50051; `PRICING_URL`, default http://127.0.0.1:8081;
+//! (`GATEWAY_ADDR`, default 127.0.0.1:8080; `ORDERS_URL`, default
+//! http://127.0.0.1:50051; `PRICING_URL`, default http://127.0.0.1:8081;
 //! `OTEL_SERVICE_NAME`), then `curl -H 'x-tenant: acme' localhost:8080/checkout/widget`.
 
 use baton_examples::{
-    DEFAULT_GATEWAY_ADDR, DEFAULT_ORDERS_ADDR, DEFAULT_PRICING_ADDR, addr_from_env, gateway,
-    listen, telemetry,
+    DEFAULT_GATEWAY_ADDR, DEFAULT_ORDERS_ADDR, DEFAULT_PRICING_ADDR, gateway, listen, telemetry,
+    url_from_env,
 };
 
 use baton_examples::telemetry::Services;
@@ -15,12 +15,8 @@ use baton_examples::telemetry::Services;
 #[tokio::main]
 async fn main() {
     let _telemetry = telemetry::init("gateway", telemetry::SERVICE_EXPORT_INTERVAL, Services::One);
-    let orders = addr_from_env("ORDERS_ADDR", DEFAULT_ORDERS_ADDR);
-    let pricing =
-        std::env::var("PRICING_URL").unwrap_or_else(|_| format!("http://{DEFAULT_PRICING_ADDR}"));
-    let pricing = pricing
-        .parse()
-        .unwrap_or_else(|err| panic!("PRICING_URL={pricing:?} is not a URL: {err}"));
+    let orders = url_from_env("ORDERS_URL", DEFAULT_ORDERS_ADDR);
+    let pricing = url_from_env("PRICING_URL", DEFAULT_PRICING_ADDR);
     let (listener, addr) = listen("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR).await;
     println!("gateway: HTTP on {addr}, orders at {orders}, pricing at {pricing}");
     gateway::serve(listener, orders, pricing)

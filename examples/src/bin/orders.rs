@@ -1,11 +1,11 @@
 //! The `orders` service on its own.
 //!
 //! Run: `cargo run -p baton-examples --bin orders`
-//! (`ORDERS_ADDR`, default 127.0.0.1:50051; `INVENTORY_ADDR`, default
-//! 127.0.0.1:50052; `OTEL_SERVICE_NAME`).
+//! (`ORDERS_ADDR`, default 127.0.0.1:50051; `INVENTORY_URL`, default
+//! http://127.0.0.1:50052; `OTEL_SERVICE_NAME`).
 
 use baton_examples::{
-    DEFAULT_INVENTORY_ADDR, DEFAULT_ORDERS_ADDR, addr_from_env, listen, orders, telemetry,
+    DEFAULT_INVENTORY_ADDR, DEFAULT_ORDERS_ADDR, listen, orders, telemetry, url_from_env,
 };
 
 use baton_examples::telemetry::Services;
@@ -13,7 +13,7 @@ use baton_examples::telemetry::Services;
 #[tokio::main]
 async fn main() {
     let _telemetry = telemetry::init("orders", telemetry::SERVICE_EXPORT_INTERVAL, Services::One);
-    let inventory = addr_from_env("INVENTORY_ADDR", DEFAULT_INVENTORY_ADDR);
+    let inventory = url_from_env("INVENTORY_URL", DEFAULT_INVENTORY_ADDR);
     let (listener, addr) = listen("ORDERS_ADDR", DEFAULT_ORDERS_ADDR).await;
     println!("orders: gRPC on {addr}, inventory at {inventory}");
     orders::serve(listener, inventory)
