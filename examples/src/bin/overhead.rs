@@ -10,7 +10,8 @@
 //! spans sent against spans exported (the difference is what was dropped).
 //!
 //! Run: `scripts/overhead` (starts a local collector), or
-//! `cargo run --profile bench -p baton-examples --bin overhead -- http://127.0.0.1:4317 [requests]`
+//! `cargo run --profile bench -p baton-examples --bin overhead -- http://127.0.0.1:4317 [requests]`;
+//! `none` instead of the endpoint records as usual but exports nowhere.
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -33,7 +34,9 @@ use hyper_util::rt::TokioIo;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::codegen::StdError;
@@ -48,6 +51,8 @@ const CONNECTIONS: usize = 32;
 const WARM_UP: u64 = 2_000;
 /// No phase runs longer than this, whatever the request count.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
+/// The collector argument that makes the instrumented phase export nowhere.
+const DISCARD: &str = "none";
 /// Requests measured when no count is given.
 const DEFAULT_REQUESTS: u64 = 40_000;
 /// The kernel's USER_HZ: the unit of `/proc/<pid>/stat` CPU times (100 on
@@ -57,7 +62,7 @@ const TICKS_PER_SECOND: u64 = 100;
 fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let collector = args.next().ok_or(
-        "usage: overhead <collector OTLP/gRPC endpoint, e.g. http://127.0.0.1:4317> [requests]",
+        "usage: overhead <collector OTLP/gRPC endpoint, e.g. http://127.0.0.1:4317, or none> [requests]",
     )?;
     let requests = match args.next() {
         Some(n) => n.parse()?,
@@ -207,40 +212,82 @@ struct Telemetry {
 }
 
 impl Telemetry {
+    /// Exports over OTLP/gRPC to `endpoint`, or, given [`DISCARD`], to
+    /// nowhere: the difference between the two is the export's share.
     fn new(endpoint: &str) -> Result<Self, BoxError> {
         let resource = Resource::builder()
             .with_service_name("baton-overhead")
             .build();
-        let spans = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()?;
         let counts = Arc::new(Counts::default());
         let tracer_provider = SdkTracerProvider::builder()
             .with_resource(resource.clone())
-            .with_sampler(Sampler::AlwaysOn)
-            // The SDK's default batch processor and queue size (2048): the
-            // issue's target is no span dropped with them.
-            .with_batch_exporter(Counted {
-                inner: spans,
-                counts: Arc::clone(&counts),
-            })
-            .build();
-        let metrics = opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()?;
+            .with_sampler(Sampler::AlwaysOn);
         // Recording aggregates on the request path; the export, every
         // interval and at shutdown, does not depend on the request rate.
-        let meter_provider = SdkMeterProvider::builder()
-            .with_resource(resource)
-            .with_reader(PeriodicReader::builder(metrics).build())
-            .build();
+        let meter_provider = SdkMeterProvider::builder().with_resource(resource);
+        // The SDK's default batch processor and queue size (2048): the
+        // issue's target is no span dropped with them.
+        let (tracer_provider, meter_provider) = if endpoint == DISCARD {
+            let spans = Counted {
+                inner: Discard,
+                counts: Arc::clone(&counts),
+            };
+            let reader = PeriodicReader::builder(Discard).build();
+            (
+                tracer_provider.with_batch_exporter(spans),
+                meter_provider.with_reader(reader),
+            )
+        } else {
+            let spans = Counted {
+                inner: opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint)
+                    .build()?,
+                counts: Arc::clone(&counts),
+            };
+            let metrics = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()?;
+            let reader = PeriodicReader::builder(metrics).build();
+            (
+                tracer_provider.with_batch_exporter(spans),
+                meter_provider.with_reader(reader),
+            )
+        };
         Ok(Telemetry {
-            tracer_provider,
-            meter_provider,
+            tracer_provider: tracer_provider.build(),
+            meter_provider: meter_provider.build(),
             counts,
         })
+    }
+}
+
+/// An exporter of spans and metrics that drops them.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+impl PushMetricExporter for Discard {
+    async fn export(&self, _: &ResourceMetrics) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
     }
 }
 
