@@ -242,7 +242,15 @@ fn a_refusing_collector_is_reported_as_a_failure() {
     let port = rotel::pick_free_port();
     for protocol in ["grpc", "http/protobuf"] {
         let config = otlp_config(format!("http://127.0.0.1:{port}"), protocol, &[]);
+        let started = Instant::now();
         let pipeline = Pipeline::new(&config).unwrap();
+        // Start-up does not wait for the collector (a generous bound: this
+        // checks that no connection is attempted, not speed).
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         let stats = pipeline.span_stats();
         three_spans(&pipeline.tracer_provider(), "refused");
         let report = pipeline.shutdown(Duration::from_secs(5));
@@ -354,5 +362,31 @@ fn a_collector_killed_mid_run_slows_nothing_and_delivery_resumes() {
     assert!(
         !report.delivered(),
         "the losses are reported at shutdown: {report}"
+    );
+}
+
+/// `console` exporters need no collector: nothing is sent over OTLP even
+/// with an endpoint that refuses connections.
+#[test]
+fn console_exporters_need_no_collector() {
+    let _serial = serial();
+    let port = rotel::pick_free_port();
+    let config = otlp_config(
+        format!("http://127.0.0.1:{port}"),
+        "grpc",
+        &[
+            ("OTEL_TRACES_EXPORTER", "console".to_owned()),
+            ("OTEL_METRICS_EXPORTER", "console".to_owned()),
+            ("OTEL_LOGS_EXPORTER", "none".to_owned()),
+        ],
+    );
+    let pipeline = Pipeline::new(&config).unwrap();
+    three_spans(&pipeline.tracer_provider(), "console");
+    let report = pipeline.shutdown(Duration::from_secs(5));
+    assert!(report.delivered(), "{report}");
+    assert_eq!(
+        report.spans.exported + report.spans.failed,
+        0,
+        "no OTLP span export"
     );
 }
