@@ -15,6 +15,7 @@
 
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,6 +40,9 @@ pub struct BatchSpanProcessor {
     stats: PipelineStats,
     export_timeout: Duration,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Spans dropped or failed as of the last flush, so that a flush reports
+    /// losses since the previous one even when they happened in between.
+    lost_at_last_flush: AtomicU64,
 }
 
 impl fmt::Debug for BatchSpanProcessor {
@@ -99,6 +103,7 @@ impl BatchSpanProcessor {
             stats,
             export_timeout: config.export_timeout,
             thread: Mutex::new(Some(thread)),
+            lost_at_last_flush: AtomicU64::new(0),
         })
     }
 
@@ -143,8 +148,22 @@ impl SpanProcessor for BatchSpanProcessor {
         }
     }
 
+    /// Exports everything queued and returns `Err` if that failed, or if any
+    /// span was dropped or failed since the previous flush.
     fn force_flush(&self) -> OTelSdkResult {
-        self.ask(Control::Flush, self.export_timeout)
+        self.ask(Control::Flush, self.export_timeout)?;
+        let now = self.stats.snapshot();
+        let lost = now.dropped + now.failed;
+        let before = self.lost_at_last_flush.swap(lost, Ordering::Relaxed);
+        if lost > before {
+            return Err(OTelSdkError::InternalFailure(format!(
+                "{} spans lost since the previous flush ({} dropped, {} failed in all)",
+                lost - before,
+                now.dropped,
+                now.failed
+            )));
+        }
+        Ok(())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
