@@ -272,6 +272,28 @@ fn a_refusing_collector_is_reported_as_a_failure() {
     three_spans(&provider, "refused");
     assert!(provider.shutdown().is_err());
     assert_eq!(stats.snapshot().failed, 3);
+
+    // The anchor: upstream's processor says `Ok` although nothing arrived.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let config = otlp_config(format!("http://127.0.0.1:{port}"), "grpc", &[]);
+    let exporter = span_exporter(&config.otlp.traces).unwrap();
+    let upstream = SdkTracerProvider::builder()
+        .with_span_processor(
+            opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build(),
+        )
+        .build();
+    three_spans(&upstream, "refused-upstream");
+    let upstream_result = upstream.shutdown();
+    eprintln!("upstream, connection refused: shutdown {upstream_result:?}");
+    assert!(
+        upstream_result.is_ok(),
+        "upstream reports success: {upstream_result:?}"
+    );
 }
 
 /// (6): the collector dies mid-run and comes back. Ending spans never
