@@ -93,17 +93,19 @@ fn assert_one_trace(lines: &[Value], prefix: &str) {
     assert_eq!(grandchild["parent_id"], child["span_id"]);
 }
 
-/// (1) and (2): spans, RED metrics and logs over gRPC and HTTP/protobuf, gzip
-/// on the gRPC side.
+/// (1) and (2): spans, RED metrics and logs over gRPC and HTTP/protobuf, each
+/// with and without gzip.
 #[test]
 fn spans_metrics_and_logs_arrive_over_both_protocols() {
     let _serial = serial();
     let rotel = Rotel::start("protocols");
     for (protocol, endpoint, gzip) in [
         ("grpc", rotel.grpc_endpoint(), "gzip"),
+        ("grpc", rotel.grpc_endpoint(), "none"),
+        ("http/protobuf", rotel.http_endpoint(), "gzip"),
         ("http/protobuf", rotel.http_endpoint(), "none"),
     ] {
-        let prefix = protocol.replace('/', "-");
+        let prefix = format!("{}-{gzip}", protocol.replace('/', "-"));
         let config = otlp_config(
             endpoint,
             protocol,
