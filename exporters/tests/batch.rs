@@ -201,3 +201,19 @@ fn failures_are_counted_reported_and_warned_about_once() {
         "one rate-limited warning, not one per loss:\n{text}"
     );
 }
+
+#[test]
+fn absurd_sizes_from_the_environment_do_not_panic_or_allocate_up_front() {
+    let (provider, stats, batches) = setup(
+        Behaviour::Deliver,
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "2147483647"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2147483647"),
+        ],
+    );
+    spans(&provider, 3);
+    provider.force_flush().unwrap();
+    assert_eq!(stats.snapshot().exported, 3);
+    assert_eq!(*batches.lock().unwrap(), [3]);
+    provider.shutdown().unwrap();
+}

@@ -81,7 +81,10 @@ impl BatchSpanProcessor {
         exporter: E,
         config: &Bsp,
     ) -> std::io::Result<Self> {
-        let max_queue = config.max_queue_size.max(1);
+        // tokio's channel panics on 0 or on more than `usize::MAX >> 3`
+        // slots; it allocates slots as they fill, so a large bound costs
+        // nothing until used.
+        let max_queue = config.max_queue_size.clamp(1, MAX_QUEUE);
         let (spans, span_rx) = mpsc::channel(max_queue);
         let (control, control_rx) = mpsc::unbounded_channel();
         let stats = PipelineStats::new("spans");
@@ -203,6 +206,13 @@ impl SpanProcessor for BatchSpanProcessor {
     }
 }
 
+/// The largest queue bound accepted; larger configured bounds are lowered.
+const MAX_QUEUE: usize = usize::MAX >> 4;
+
+/// Spans preallocated per batch at most, so that an absurd configured batch
+/// size does not allocate gigabytes up front.
+const PREALLOCATED: usize = 4096;
+
 /// The current-thread runtime an export thread drives.
 pub(crate) fn runtime() -> std::io::Result<Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -223,7 +233,7 @@ struct Worker<E> {
 
 impl<E: SpanExporter> Worker<E> {
     async fn run(mut self) {
-        let mut batch = Vec::with_capacity(self.batch_size);
+        let mut batch = Vec::with_capacity(self.batch_size.min(PREALLOCATED));
         let mut next_export = tokio::time::Instant::now() + self.schedule_delay;
         loop {
             tokio::select! {
@@ -320,7 +330,7 @@ impl<E: SpanExporter> Worker<E> {
         if batch.is_empty() {
             return Ok(());
         }
-        let spans = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
+        let spans = std::mem::replace(batch, Vec::with_capacity(self.batch_size.min(PREALLOCATED)));
         let count = spans.len();
         let mut limit = self.export_timeout;
         if let Some(deadline) = deadline {
