@@ -6,6 +6,8 @@
 //!   [`ConfigWarning`](config::ConfigWarning) and replaced by its default,
 //!   printable with header values redacted, and convertible to the
 //!   `opentelemetry_sdk` sampler and resource.
+//! - [`pipeline`]: OTLP export of spans, metrics and logs built from a
+//!   [`Config`], that never blocks the application and counts every loss.
 //! - [`ConsoleSpanExporter`] and [`ConsoleMetricExporter`]: telemetry drawn in
 //!   the terminal when no collector is configured.
 //!
@@ -26,7 +28,7 @@
 //! });
 //!
 //! assert_eq!(config.otlp.traces.endpoint, "https://collector.example:4318/v1/traces");
-//! assert_eq!(config.bsp.max_queue_size, 2048, "malformed, so the default");
+//! assert_eq!(config.bsp.max_queue_size, 65_536, "malformed, so the default");
 //! assert_eq!(config.warnings[0].variable, "OTEL_BSP_MAX_QUEUE_SIZE");
 //! assert!(config.to_string().contains("api-key=***"));
 //! assert!(!config.to_string().contains("s3cr3t"));
@@ -63,6 +65,7 @@
 
 pub mod config;
 mod console;
+pub mod pipeline;
 
 pub use config::Config;
 pub use console::{ConsoleMetricExporter, ConsoleSpanExporter};

@@ -69,7 +69,7 @@ fn defaults() {
     assert_eq!(config.otlp.traces.compression, Compression::None);
     assert_eq!(config.bsp.schedule_delay, ms(5_000));
     assert_eq!(config.bsp.export_timeout, ms(30_000));
-    assert_eq!(config.bsp.max_queue_size, 2048);
+    assert_eq!(config.bsp.max_queue_size, 65_536);
     assert_eq!(config.bsp.max_export_batch_size, 512);
     assert_eq!(config.metric_export.interval, ms(60_000));
     assert_eq!(config.metric_export.timeout, ms(30_000));
@@ -671,19 +671,19 @@ fn bsp() {
         &'a [&'a str],
     );
     let rows: [Row<'_>; 12] = [
-        (&[(D, "100"), (T, "200")], (100, 200, 2048, 512), &[]),
+        (&[(D, "100"), (T, "200")], (100, 200, 65_536, 512), &[]),
         (&[(Q, "4096"), (B, "1024")], (5000, 30_000, 4096, 1024), &[]),
         (&[(Q, "100"), (B, "100")], (5000, 30_000, 100, 100), &[]),
         // The default batch size yields to a small queue without a warning.
         (&[(Q, "100")], (5000, 30_000, 100, 100), &[]),
         (&[(Q, "100"), (B, "200")], (5000, 30_000, 100, 100), &[B]),
-        (&[(B, "4096")], (5000, 30_000, 2048, 2048), &[B]),
-        (&[(D, "5s")], (5000, 30_000, 2048, 512), &[D]),
-        (&[(D, "0")], (5000, 30_000, 2048, 512), &[D]),
-        (&[(T, "-30000")], (5000, 30_000, 2048, 512), &[T]),
-        (&[(Q, "lots")], (5000, 30_000, 2048, 512), &[Q]),
-        (&[(Q, "0")], (5000, 30_000, 2048, 512), &[Q]),
-        (&[(B, "1e3")], (5000, 30_000, 2048, 512), &[B]),
+        (&[(B, "100000")], (5000, 30_000, 65_536, 65_536), &[B]),
+        (&[(D, "5s")], (5000, 30_000, 65_536, 512), &[D]),
+        (&[(D, "0")], (5000, 30_000, 65_536, 512), &[D]),
+        (&[(T, "-30000")], (5000, 30_000, 65_536, 512), &[T]),
+        (&[(Q, "lots")], (5000, 30_000, 65_536, 512), &[Q]),
+        (&[(Q, "0")], (5000, 30_000, 65_536, 512), &[Q]),
+        (&[(B, "1e3")], (5000, 30_000, 65_536, 512), &[B]),
     ];
     for (vars, (delay, timeout, queue, batch), warnings) in rows {
         let config = load(vars);
@@ -743,7 +743,7 @@ fn display_redacts_header_values_only() {
         "resource: service.name=checkout, deployment.environment=prod",
         "traces: exporters=console endpoint=http://localhost:4318/v1/traces protocol=http/protobuf headers=[api-key=***] timeout=10000ms compression=none",
         "logs: exporters=otlp endpoint=http://localhost:4318/v1/logs protocol=http/protobuf headers=[x-tenant=***]",
-        "bsp: schedule_delay=5000ms export_timeout=30000ms max_queue_size=2048 max_export_batch_size=512",
+        "bsp: schedule_delay=5000ms export_timeout=30000ms max_queue_size=65536 max_export_batch_size=512",
         "warning: OTEL_EXPORTER_OTLP_LOGS_HEADERS=\"x-tenant=***,***\": entry 2: no '='; entry dropped",
         "warning: OTEL_BSP_MAX_QUEUE_SIZE=\"-1\": not a positive whole number; ignored",
     ] {

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use super::env::Env;
 
+/// Baton's default queue bound; see [`Bsp::max_queue_size`].
+const DEFAULT_MAX_QUEUE_SIZE: usize = 65_536;
+
 const SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
 const EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
 const MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
@@ -23,7 +26,9 @@ pub struct Bsp {
     /// `OTEL_BSP_EXPORT_TIMEOUT`: the time one export may take (default 30 s).
     pub export_timeout: Duration,
     /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans buffered before new ones are dropped
-    /// (default 2048).
+    /// (Baton's default is 65,536, not the specification's 2048: a burst of
+    /// 20,000 spans must arrive whole, and 65,536 spans of a few hundred bytes
+    /// each still bound the queue to tens of megabytes).
     pub max_queue_size: usize,
     /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export (default 512).
     pub max_export_batch_size: usize,
@@ -34,7 +39,7 @@ impl Default for Bsp {
         Self {
             schedule_delay: Duration::from_secs(5),
             export_timeout: Duration::from_secs(30),
-            max_queue_size: 2048,
+            max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
             max_export_batch_size: 512,
         }
     }

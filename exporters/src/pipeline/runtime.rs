@@ -1,0 +1,114 @@
+//! Metric and log exporters that run on a runtime of their own.
+//!
+//! `opentelemetry_sdk`'s `PeriodicReader` and `BatchLogProcessor` call their
+//! exporter from a plain background thread. The OTLP exporters need a tokio
+//! runtime; borrowing the application's would deadlock a `current_thread`
+//! application blocked in `shutdown()`. [`OwnRuntime`] gives them a private
+//! current-thread runtime instead, and counts what they deliver.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter};
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use tokio::runtime::Runtime;
+
+use super::stats::PipelineStats;
+
+/// An exporter together with the runtime its futures run on.
+#[derive(Debug)]
+pub(crate) struct OwnRuntime<E> {
+    runtime: Arc<Runtime>,
+    inner: E,
+    stats: PipelineStats,
+}
+
+impl<E> OwnRuntime<E> {
+    /// Builds the exporter with `build` inside `runtime`'s context (gRPC
+    /// exporters spawn their channel there).
+    pub(crate) fn build<Err>(
+        runtime: Runtime,
+        stats: PipelineStats,
+        build: impl FnOnce() -> Result<E, Err>,
+    ) -> Result<Self, Err> {
+        let inner = {
+            let _entered = runtime.enter();
+            build()
+        }?;
+        Ok(Self {
+            runtime: Arc::new(runtime),
+            inner,
+            stats,
+        })
+    }
+}
+
+impl<E: Sync> OwnRuntime<E> {
+    /// Runs `future` to completion on the private runtime. A thread that is
+    /// itself inside a tokio runtime may not block on another one, so from
+    /// there the work moves to a short-lived scoped thread.
+    fn run<F: Future<Output = OTelSdkResult> + Send>(&self, future: F) -> OTelSdkResult {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.runtime.block_on(future);
+        }
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.runtime.block_on(future))
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(OTelSdkError::InternalFailure(
+                        "exporter panicked".to_owned(),
+                    ))
+                })
+        })
+    }
+
+    fn count(&self, items: usize, result: OTelSdkResult) -> OTelSdkResult {
+        match &result {
+            Ok(()) => self.stats.add_exported(items),
+            Err(error) => self.stats.add_failed(items, error),
+        }
+        result
+    }
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for OwnRuntime<E> {
+    fn export(&self, metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
+        // Counted per export: one export carries every metric stream.
+        let result = self.run(self.inner.export(metrics));
+        std::future::ready(self.count(1, result))
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
+
+impl<E: LogExporter> LogExporter for OwnRuntime<E> {
+    fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
+        let records = batch.iter().count();
+        let result = self.run(self.inner.export(batch));
+        std::future::ready(self.count(records, result))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}

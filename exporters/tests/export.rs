@@ -1,0 +1,416 @@
+//! The export pipeline against a real OTLP collector (rotel, installed by
+//! `scripts/setup-peers`): delivery over both protocols, bursts, shutdown on
+//! a `current_thread` runtime, a refusing collector and a collector killed
+//! mid-run.
+#![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(missing_docs, unreachable_pub, reason = "tests")]
+
+mod rotel;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use baton_exporters::Config;
+use baton_exporters::pipeline::{BatchSpanProcessor, Pipeline, span_exporter};
+use opentelemetry::KeyValue;
+use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::{TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use rotel::Rotel;
+use serde_json::Value;
+
+const ARRIVAL: Duration = Duration::from_secs(30);
+
+/// Held by every test: they run one at a time, so that the 20,000-span
+/// burst (and rotel printing it) does not steal the CPU from the timing
+/// measured in the kill test on a 2-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn config(vars: &[(&str, String)]) -> Config {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let config = Config::from_vars(|name| vars.get(name).cloned());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    config
+}
+
+fn otlp_config(endpoint: String, protocol: &str, extra: &[(&str, String)]) -> Config {
+    let mut vars = vec![
+        ("OTEL_SERVICE_NAME", "export-test".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
+    ];
+    vars.extend(extra.iter().cloned());
+    config(&vars)
+}
+
+fn named<'a>(lines: &'a [Value], prefix: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|l| l["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        .collect()
+}
+
+/// A root span with a child and a grandchild, all named `prefix-…`.
+fn three_spans(provider: &SdkTracerProvider, prefix: &str) {
+    let tracer = provider.tracer("export-test");
+    tracer.in_span(format!("{prefix}-root"), |cx| {
+        let _child = cx.span();
+        tracer.in_span(format!("{prefix}-child"), |_| {
+            tracer.in_span(format!("{prefix}-grandchild"), |_| {});
+        });
+    });
+}
+
+fn assert_one_trace(lines: &[Value], prefix: &str) {
+    let spans = named(lines, prefix);
+    assert_eq!(spans.len(), 3, "{prefix}: {spans:?}");
+    let by_name = |suffix: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == format!("{prefix}-{suffix}"))
+            .copied()
+            .unwrap()
+    };
+    let (root, child, grandchild) = (by_name("root"), by_name("child"), by_name("grandchild"));
+    assert!(
+        spans.iter().all(|s| s["trace_id"] == root["trace_id"]),
+        "one trace: {spans:?}"
+    );
+    assert_eq!(root["parent_id"], "", "the root has no parent");
+    assert_eq!(child["parent_id"], root["span_id"]);
+    assert_eq!(grandchild["parent_id"], child["span_id"]);
+}
+
+/// (1) and (2): spans, RED metrics and logs over gRPC and HTTP/protobuf, each
+/// with and without gzip.
+#[test]
+fn spans_metrics_and_logs_arrive_over_both_protocols() {
+    let _serial = serial();
+    let rotel = Rotel::start("protocols");
+    for (protocol, endpoint, gzip) in [
+        ("grpc", rotel.grpc_endpoint(), "gzip"),
+        ("grpc", rotel.grpc_endpoint(), "none"),
+        ("http/protobuf", rotel.http_endpoint(), "gzip"),
+        ("http/protobuf", rotel.http_endpoint(), "none"),
+    ] {
+        let prefix = format!("{}-{gzip}", protocol.replace('/', "-"));
+        let config = otlp_config(
+            endpoint,
+            protocol,
+            &[("OTEL_EXPORTER_OTLP_COMPRESSION", gzip.to_owned())],
+        );
+        let pipeline = Pipeline::new(&config).unwrap();
+        three_spans(&pipeline.tracer_provider(), &prefix);
+
+        let meter = pipeline.meter_provider().meter("red");
+        let requests = meter.u64_counter(format!("{prefix}.requests")).build();
+        let duration = meter.f64_histogram(format!("{prefix}.duration")).build();
+        requests.add(1, &[KeyValue::new("http.route", "/checkout")]);
+        duration.record(0.012, &[KeyValue::new("http.route", "/checkout")]);
+
+        let logger = pipeline.logger_provider().logger("export-test");
+        let mut record = logger.create_log_record();
+        record.set_body(format!("{prefix} log record").into());
+        logger.emit(record);
+
+        let report = pipeline.shutdown(Duration::from_secs(10));
+        assert!(report.delivered(), "{protocol}: {report}");
+        assert_eq!(report.spans.exported, 3, "{report}");
+        assert_eq!(report.logs.exported, 1, "{report}");
+
+        let spans = rotel.wait_for("spans", ARRIVAL, |l| named(l, &prefix).len() >= 3);
+        assert_one_trace(&spans, &prefix);
+        let metrics = rotel.wait_for("metrics", ARRIVAL, |l| {
+            !named(l, &format!("{prefix}.duration")).is_empty()
+        });
+        for name in [
+            format!("{prefix}.requests"),
+            format!("{prefix}.duration"),
+            "baton.exporter.spans.exported".to_owned(),
+            "baton.exporter.spans.dropped".to_owned(),
+        ] {
+            assert!(
+                !named(&metrics, &name).is_empty(),
+                "{protocol}: no {name} in {metrics:?}"
+            );
+        }
+        let logs = rotel.wait_for("logs", ARRIVAL, |l| {
+            l.iter()
+                .any(|r| r["body"].as_str().is_some_and(|b| b.contains(&prefix)))
+        });
+        assert!(
+            logs.iter()
+                .any(|r| r["body"] == format!("{prefix} log record")),
+            "{protocol}: {logs:?}"
+        );
+    }
+}
+
+fn burst(provider: &SdkTracerProvider, prefix: &str, count: usize) {
+    let tracer = provider.tracer("burst");
+    for i in 0..count {
+        drop(tracer.start(format!("{prefix}-{i}")));
+    }
+}
+
+/// (3): a 20,000-span burst arrives whole with Baton's defaults; upstream's
+/// `BatchSpanProcessor` with its defaults drops most of it, silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_20000_spans_arrives_whole() {
+    let _serial = serial();
+    const BURST: usize = 20_000;
+    let rotel = Rotel::start("burst");
+
+    let config = otlp_config(rotel.grpc_endpoint(), "grpc", &[]);
+    let pipeline = Pipeline::new(&config).unwrap();
+    burst(&pipeline.tracer_provider(), "baton", BURST);
+    let report = pipeline.shutdown(Duration::from_secs(20));
+    assert!(report.delivered(), "{report}");
+    let baton = named(
+        &rotel.wait_for("spans", ARRIVAL, |l| named(l, "baton-").len() >= BURST),
+        "baton-",
+    )
+    .len();
+
+    // The anchor: upstream's processor and exporter, all defaults.
+    let exporter = span_exporter(&config.otlp.traces).unwrap();
+    let upstream = SdkTracerProvider::builder()
+        .with_span_processor(
+            opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build(),
+        )
+        .build();
+    burst(&upstream, "upstream", BURST);
+    let upstream_result = upstream.shutdown();
+    let upstream_count = named(
+        &rotel.wait_for("spans", Duration::from_secs(5), |l| {
+            named(l, "upstream-").len() >= BURST
+        }),
+        "upstream-",
+    )
+    .len();
+    eprintln!(
+        "burst of {BURST}: Baton delivered {baton} ({report}); upstream delivered {upstream_count} (shutdown {upstream_result:?})"
+    );
+    assert_eq!(baton, BURST, "Baton delivers the whole burst");
+    assert!(
+        upstream_count < BURST,
+        "upstream's 2048-span queue drops part of the burst"
+    );
+}
+
+/// (4): shutdown on a `current_thread` runtime returns (upstream deadlocks
+/// there for 5 s and loses everything).
+#[tokio::test(flavor = "current_thread")]
+async fn shutdown_on_a_current_thread_runtime_does_not_deadlock() {
+    let _serial = serial();
+    let rotel = Rotel::start("current-thread");
+    for (protocol, endpoint) in [
+        ("grpc", rotel.grpc_endpoint()),
+        ("http/protobuf", rotel.http_endpoint()),
+    ] {
+        let prefix = format!("ct-{}", protocol.replace('/', "-"));
+        let pipeline = Pipeline::new(&otlp_config(endpoint, protocol, &[])).unwrap();
+        three_spans(&pipeline.tracer_provider(), &prefix);
+        let started = Instant::now();
+        let report = pipeline.shutdown(Duration::from_secs(5));
+        let took = started.elapsed();
+        eprintln!("{protocol}: shutdown on current_thread took {took:?}: {report}");
+        // A deadlock check, not a speed requirement.
+        assert!(took < Duration::from_secs(3), "{protocol}: {took:?}");
+        assert!(report.delivered(), "{protocol}: {report}");
+        assert_one_trace(
+            &rotel.wait_for("spans", ARRIVAL, |l| named(l, &prefix).len() >= 3),
+            &prefix,
+        );
+    }
+}
+
+/// (5): a collector refusing connections makes shutdown report failure.
+#[test]
+fn a_refusing_collector_is_reported_as_a_failure() {
+    let _serial = serial();
+    let port = rotel::pick_free_port();
+    for protocol in ["grpc", "http/protobuf"] {
+        let config = otlp_config(format!("http://127.0.0.1:{port}"), protocol, &[]);
+        let started = Instant::now();
+        let pipeline = Pipeline::new(&config).unwrap();
+        // Start-up does not wait for the collector (a generous bound: this
+        // checks that no connection is attempted, not speed).
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let stats = pipeline.span_stats();
+        three_spans(&pipeline.tracer_provider(), "refused");
+        let report = pipeline.shutdown(Duration::from_secs(5));
+        eprintln!("{protocol}, connection refused: {report}");
+        assert!(!report.delivered(), "{protocol}: {report}");
+        assert!(!report.errors.is_empty(), "{protocol}: {report}");
+        assert_eq!(stats.snapshot().failed, 3, "{protocol}: {report}");
+        assert_eq!(stats.snapshot().exported, 0, "{protocol}: {report}");
+    }
+
+    // The processor alone says so too, through the SDK's own shutdown.
+    let config = otlp_config(format!("http://127.0.0.1:{port}"), "http/protobuf", &[]);
+    let processor =
+        BatchSpanProcessor::new(span_exporter(&config.otlp.traces).unwrap(), &config.bsp).unwrap();
+    let stats = processor.stats();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    three_spans(&provider, "refused");
+    assert!(provider.shutdown().is_err());
+    assert_eq!(stats.snapshot().failed, 3);
+
+    // The anchor: upstream's processor says `Ok` although nothing arrived.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let config = otlp_config(format!("http://127.0.0.1:{port}"), "grpc", &[]);
+    let exporter = span_exporter(&config.otlp.traces).unwrap();
+    let upstream = SdkTracerProvider::builder()
+        .with_span_processor(
+            opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build(),
+        )
+        .build();
+    three_spans(&upstream, "refused-upstream");
+    let upstream_result = upstream.shutdown();
+    eprintln!("upstream, connection refused: shutdown {upstream_result:?}");
+    assert!(
+        upstream_result.is_ok(),
+        "upstream reports success: {upstream_result:?}"
+    );
+}
+
+/// (6): the collector dies mid-run and comes back. Ending spans never
+/// blocks, the queue stays within its bound, losses are counted, and
+/// delivery resumes.
+#[test]
+fn a_collector_killed_mid_run_slows_nothing_and_delivery_resumes() {
+    let _serial = serial();
+    const QUEUE: usize = 1_000;
+    let mut rotel = Rotel::start("killed");
+    let config = otlp_config(
+        rotel.grpc_endpoint(),
+        "grpc",
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", QUEUE.to_string()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "1000".to_owned()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000".to_owned()),
+        ],
+    );
+    let pipeline = Pipeline::new(&config).unwrap();
+    let provider = pipeline.tracer_provider();
+    let stats = pipeline.span_stats();
+
+    // A steady load of 2,000 spans a second on another thread, timing every
+    // span end; the phase goes into the span names.
+    let phase = Arc::new(std::sync::Mutex::new("before"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (phase, stop, provider) = (Arc::clone(&phase), Arc::clone(&stop), provider);
+        std::thread::spawn(move || {
+            let tracer = provider.tracer("load");
+            let mut times = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let name = format!("{}-{}", *phase.lock().unwrap(), times.len());
+                let span = tracer.start(name);
+                let started = Instant::now();
+                drop(span);
+                times.push(started.elapsed());
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            times
+        })
+    };
+
+    std::thread::sleep(Duration::from_secs(1));
+    rotel.kill();
+    *phase.lock().unwrap() = "dead";
+    std::thread::sleep(Duration::from_secs(3));
+    let while_dead = stats.snapshot();
+    rotel.restart();
+    *phase.lock().unwrap() = "after";
+    let resumed = rotel.wait_for("spans", ARRIVAL, |l| !named(l, "after-").is_empty());
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let mut times = load.join().unwrap();
+    times.sort();
+    let ended = times.len();
+    let slowest = times.last().copied().unwrap_or_default();
+    let p99 = times[ended * 99 / 100];
+    let over_10ms = times
+        .iter()
+        .filter(|t| **t > Duration::from_millis(10))
+        .count();
+    let report = pipeline.shutdown(Duration::from_secs(5));
+    eprintln!(
+        "killed collector: {ended} spans ended, slowest end {slowest:?} (p99 {p99:?}, {over_10ms} over 10 ms), while dead {while_dead:?}, final {report}"
+    );
+
+    assert!(
+        slowest < Duration::from_millis(50),
+        "span end blocked for {slowest:?}"
+    );
+    assert!(
+        report.spans.max_queued <= QUEUE,
+        "queue grew to {}",
+        report.spans.max_queued
+    );
+    assert!(
+        while_dead.dropped + while_dead.failed > 0,
+        "losses while the collector was down are counted: {while_dead:?}"
+    );
+    assert!(
+        !named(&resumed, "after-").is_empty(),
+        "delivery resumed after the restart"
+    );
+    assert!(report.spans.exported > while_dead.exported, "{report}");
+    assert!(
+        !report.delivered(),
+        "the losses are reported at shutdown: {report}"
+    );
+}
+
+/// `console` exporters need no collector: nothing is sent over OTLP even
+/// with an endpoint that refuses connections.
+#[test]
+fn console_exporters_need_no_collector() {
+    let _serial = serial();
+    let port = rotel::pick_free_port();
+    let config = otlp_config(
+        format!("http://127.0.0.1:{port}"),
+        "grpc",
+        &[
+            ("OTEL_TRACES_EXPORTER", "console".to_owned()),
+            ("OTEL_METRICS_EXPORTER", "console".to_owned()),
+            ("OTEL_LOGS_EXPORTER", "none".to_owned()),
+        ],
+    );
+    let pipeline = Pipeline::new(&config).unwrap();
+    three_spans(&pipeline.tracer_provider(), "console");
+    let report = pipeline.shutdown(Duration::from_secs(5));
+    assert!(report.delivered(), "{report}");
+    assert_eq!(
+        report.spans.exported + report.spans.failed,
+        0,
+        "no OTLP span export"
+    );
+}
