@@ -110,6 +110,8 @@ pub mod baggage;
 pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "export")]
+mod init;
 #[cfg(feature = "logs")]
 pub mod logs;
 pub mod metrics;
@@ -121,6 +123,8 @@ pub mod runtime;
 pub use baton_propagators as propagators;
 pub use context::{EnterGuard, current, enter, leaked_guards, run_sync, with_current};
 pub use future::{InContext, Run, run};
+#[cfg(feature = "export")]
+pub use init::{Init, InitError, Telemetry, init};
 pub use local::Local;
 pub use opentelemetry::Context;
 pub use task::{Snapshot, bind, snapshot, spawn, spawn_blocking, spawn_thread};

@@ -270,8 +270,9 @@ fn within(timeout: Duration, step: Step) -> Result<(), String> {
     }
 }
 
-/// What [`Pipeline::shutdown`] achieved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What [`Pipeline::shutdown`] achieved. The default is the report of a
+/// pipeline that never existed: nothing sent, nothing lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
     /// Span counters at the end.
