@@ -74,3 +74,15 @@ fn grpc_client(url: &reqwest::Url) -> baton::grpc::client::GrpcClient<tonic::tra
     );
     tower::ServiceBuilder::new().layer(layer).service(channel)
 }
+
+/// Telemetry for one service running on its own: `baton::init()`, configured
+/// by `OTEL_*` (console export unless a collector endpoint is set, as in
+/// `docker-compose.yml`), with the baggage keys the demo's log lines show.
+/// Panics with a clear message when it cannot be set up, as it is startup.
+pub fn service_telemetry(service: &str) -> baton::Telemetry {
+    baton::Init::from_env()
+        .default_service_name(service)
+        .baggage_keys(["tenant", "user"])
+        .install()
+        .unwrap_or_else(|err| panic!("{service}: cannot set up telemetry: {err}"))
+}

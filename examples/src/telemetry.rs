@@ -1,8 +1,8 @@
-//! Telemetry setup for the demo services: console exporters for spans and
-//! metrics, the propagators, and correlated logs.
-//!
-//! This is a stand-in for the one-call `baton::init()` that a later change
-//! provides; once it exists, this module shrinks to that call.
+//! Telemetry setup for the `demo` binary, where all four services share one
+//! process: console exporters for spans and metrics that draw each request
+//! as one tree across the services, the propagators, and correlated logs.
+//! A service running on its own uses `baton::init()` instead
+//! ([`crate::service_telemetry`]).
 
 use std::time::Duration;
 
@@ -18,25 +18,11 @@ use opentelemetry_sdk::trace::{
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// How often a long-running service prints its finished traces and RED table.
-pub const SERVICE_EXPORT_INTERVAL: Duration = Duration::from_secs(10);
-
 /// Keeps the providers alive; flushes and shuts them down when dropped, so
 /// the last traces and the last RED table are printed.
 pub struct Telemetry {
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
-}
-
-/// Where the services whose spans this process exports run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Services {
-    /// One service per process: a span whose parent came over the wire
-    /// heads its own tree, since its parent is drawn by another process.
-    One,
-    /// Every service in this process (the demo): a parent that came over the
-    /// wire is exported here too, so each request is drawn as one tree.
-    AllInThisProcess,
 }
 
 /// Installs global tracer and meter providers exporting to the console every
@@ -48,7 +34,7 @@ pub enum Services {
 /// # Panics
 ///
 /// If a global `tracing` subscriber is already installed: this is startup.
-pub fn init(default_service: &str, interval: Duration, services: Services) -> Telemetry {
+pub fn init(default_service: &str, interval: Duration) -> Telemetry {
     let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| default_service.to_owned());
     let resource = Resource::builder().with_service_name(service).build();
 
@@ -57,16 +43,9 @@ pub fn init(default_service: &str, interval: Duration, services: Services) -> Te
     let config = BatchConfigBuilder::default()
         .with_scheduled_delay(interval)
         .build();
-    let spans = match services {
-        Services::One => BatchSpanProcessor::builder(ConsoleSpanExporter::new())
-            .with_batch_config(config)
-            .build(),
-        Services::AllInThisProcess => {
-            BatchSpanProcessor::builder(Stitched(ConsoleSpanExporter::new()))
-                .with_batch_config(config)
-                .build()
-        }
-    };
+    let spans = BatchSpanProcessor::builder(Stitched(ConsoleSpanExporter::new()))
+        .with_batch_config(config)
+        .build();
     let tracer_provider = SdkTracerProvider::builder()
         .with_span_processor(spans)
         .with_resource(resource.clone())

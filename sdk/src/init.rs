@@ -7,6 +7,7 @@ use baton_exporters::Config;
 use baton_exporters::config::ExporterKind;
 use baton_exporters::pipeline::{Pipeline, PipelineError, PipelineStats, ShutdownReport};
 use opentelemetry::trace::TracerProvider as _;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::logs::{CorrelationLayer, Format};
@@ -45,6 +46,7 @@ pub struct Init {
     subscriber: bool,
     format: Format,
     baggage_keys: Vec<String>,
+    max_level: LevelFilter,
 }
 
 impl Init {
@@ -84,7 +86,33 @@ impl Init {
             subscriber: true,
             format: Format::Human,
             baggage_keys: Vec::new(),
+            max_level: LevelFilter::INFO,
         }
+    }
+
+    /// The service name to use when `OTEL_SERVICE_NAME` and
+    /// `OTEL_RESOURCE_ATTRIBUTES` name none (instead of `unknown_service`).
+    pub fn default_service_name(mut self, name: impl Into<String>) -> Self {
+        let named = self.config.resource.service_name.is_some()
+            || self
+                .config
+                .resource
+                .attributes
+                .iter()
+                .any(|(k, _)| k == "service.name");
+        if !named {
+            self.config.resource.service_name = Some(name.into());
+        }
+        self
+    }
+
+    /// The most verbose `tracing` level recorded, as log lines and as spans
+    /// (default `INFO`). It applies to the whole subscriber: below it, the
+    /// debug spans of HTTP/2 and gRPC libraries would become spans in every
+    /// trace.
+    pub fn max_level(mut self, level: LevelFilter) -> Self {
+        self.max_level = level;
+        self
     }
 
     /// Does not install a global `tracing` subscriber (for applications
@@ -147,7 +175,8 @@ impl Init {
                     opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
                         &pipeline.logger_provider(),
                     ),
-                );
+                )
+                .with(self.max_level);
             tracing::subscriber::set_global_default(subscriber)
                 .map_err(|_| InitError::SubscriberAlreadySet)?;
             // Libraries that log through `log` reach the same subscriber;

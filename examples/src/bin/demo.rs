@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use baton_examples::telemetry::Services;
 use baton_examples::{gateway, inventory, orders, pricing, telemetry};
 use reqwest::StatusCode;
 use tokio::net::TcpListener;
@@ -146,7 +145,7 @@ fn outcome(result: &Result<(StatusCode, String), String>, expected: StatusCode) 
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let telemetry = telemetry::init("shop-demo", EXPORT_INTERVAL, Services::AllInThisProcess);
+    let telemetry = telemetry::init("shop-demo", EXPORT_INTERVAL);
 
     let (inventory_listener, inventory_addr) = bind().await;
     let (orders_listener, orders_addr) = bind().await;

@@ -6,15 +6,13 @@
 //! `OTEL_SERVICE_NAME`), then `curl -H 'x-tenant: acme' localhost:8080/checkout/widget`.
 
 use baton_examples::{
-    DEFAULT_GATEWAY_ADDR, DEFAULT_ORDERS_ADDR, DEFAULT_PRICING_ADDR, gateway, listen, telemetry,
-    url_from_env,
+    DEFAULT_GATEWAY_ADDR, DEFAULT_ORDERS_ADDR, DEFAULT_PRICING_ADDR, gateway, listen,
+    service_telemetry, url_from_env,
 };
-
-use baton_examples::telemetry::Services;
 
 #[tokio::main]
 async fn main() {
-    let _telemetry = telemetry::init("gateway", telemetry::SERVICE_EXPORT_INTERVAL, Services::One);
+    let _telemetry = service_telemetry("gateway");
     let orders = url_from_env("ORDERS_URL", DEFAULT_ORDERS_ADDR);
     let pricing = url_from_env("PRICING_URL", DEFAULT_PRICING_ADDR);
     let (listener, addr) = listen("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR).await;

@@ -3,17 +3,11 @@
 //! Run: `cargo run -p baton-examples --bin inventory`
 //! (`INVENTORY_ADDR`, default 127.0.0.1:50052; `OTEL_SERVICE_NAME`).
 
-use baton_examples::{DEFAULT_INVENTORY_ADDR, inventory, listen, telemetry};
-
-use baton_examples::telemetry::Services;
+use baton_examples::{DEFAULT_INVENTORY_ADDR, inventory, listen, service_telemetry};
 
 #[tokio::main]
 async fn main() {
-    let _telemetry = telemetry::init(
-        "inventory",
-        telemetry::SERVICE_EXPORT_INTERVAL,
-        Services::One,
-    );
+    let _telemetry = service_telemetry("inventory");
     let (listener, addr) = listen("INVENTORY_ADDR", DEFAULT_INVENTORY_ADDR).await;
     println!("inventory: gRPC on {addr}");
     inventory::serve(listener).await.expect("inventory stopped");

@@ -5,14 +5,12 @@
 //! http://127.0.0.1:50052; `OTEL_SERVICE_NAME`).
 
 use baton_examples::{
-    DEFAULT_INVENTORY_ADDR, DEFAULT_ORDERS_ADDR, listen, orders, telemetry, url_from_env,
+    DEFAULT_INVENTORY_ADDR, DEFAULT_ORDERS_ADDR, listen, orders, service_telemetry, url_from_env,
 };
-
-use baton_examples::telemetry::Services;
 
 #[tokio::main]
 async fn main() {
-    let _telemetry = telemetry::init("orders", telemetry::SERVICE_EXPORT_INTERVAL, Services::One);
+    let _telemetry = service_telemetry("orders");
     let inventory = url_from_env("INVENTORY_URL", DEFAULT_INVENTORY_ADDR);
     let (listener, addr) = listen("ORDERS_ADDR", DEFAULT_ORDERS_ADDR).await;
     println!("orders: gRPC on {addr}, inventory at {inventory}");

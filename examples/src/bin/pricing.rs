@@ -3,13 +3,11 @@
 //! Run: `cargo run -p baton-examples --bin pricing`
 //! (`PRICING_ADDR`, default 127.0.0.1:8081; `OTEL_SERVICE_NAME`).
 
-use baton_examples::{DEFAULT_PRICING_ADDR, listen, pricing, telemetry};
-
-use baton_examples::telemetry::Services;
+use baton_examples::{DEFAULT_PRICING_ADDR, listen, pricing, service_telemetry};
 
 #[tokio::main]
 async fn main() {
-    let _telemetry = telemetry::init("pricing", telemetry::SERVICE_EXPORT_INTERVAL, Services::One);
+    let _telemetry = service_telemetry("pricing");
     let (listener, addr) = listen("PRICING_ADDR", DEFAULT_PRICING_ADDR).await;
     println!("pricing: HTTP on {addr}");
     pricing::serve(listener).await.expect("pricing stopped");
