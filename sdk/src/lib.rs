@@ -91,6 +91,7 @@
 //! | `http` | yes | `http` module: axum/tower server layer, reqwest client middleware |
 //! | `grpc` | yes | `grpc` module: tonic server and client layers, injecting interceptor |
 //! | `logs` | yes | `logs` module: log correlation, `tracing` ↔ OpenTelemetry bridging |
+//! | `export` | yes | [`init`]: one-call setup from the `OTEL_*` variables, OTLP or console export (`baton-exporters`) |
 //!
 //! One `--cfg` flag, since it needs tokio's unstable API:
 //!
