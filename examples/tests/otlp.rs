@@ -1,0 +1,213 @@
+//! The demo services as four separate processes, each set up by
+//! `baton::init()` from `OTEL_*` as `docker-compose.yml` configures them,
+//! exporting to a real OTLP collector (rotel, installed by
+//! `scripts/setup-peers`): one checkout is one trace with the right parents,
+//! and RED metrics and log records arrive.
+#![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(missing_docs, unreachable_pub, reason = "tests")]
+
+// The collector helper the exporter tests use, not a copy of it.
+#[path = "../../exporters/tests/rotel/mod.rs"]
+#[allow(dead_code, reason = "shared helper, partly used here")]
+mod rotel;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rotel::{Rotel, pick_free_port};
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The service processes, killed when the test ends however it ends.
+struct Services(Vec<Child>);
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < DEADLINE, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_checkout_across_four_processes_is_one_trace_at_the_collector() {
+    let collector = Rotel::start("demo-services");
+    let [gateway, orders, inventory, pricing] = [(); 4].map(|()| pick_free_port());
+    let common = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.grpc_endpoint()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "500".to_owned()),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "100".to_owned()),
+        ("NO_COLOR", "1".to_owned()),
+    ];
+    let spawn = |exe: &str, name: &str, env: &[(&str, String)]| {
+        let mut cmd = Command::new(exe);
+        cmd.env_remove("OTEL_PROPAGATORS")
+            .env("OTEL_SERVICE_NAME", name)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in common.iter().chain(env) {
+            cmd.env(k, v);
+        }
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
+    };
+    let _services = Services(vec![
+        spawn(
+            env!("CARGO_BIN_EXE_inventory"),
+            "inventory",
+            &[("INVENTORY_ADDR", format!("127.0.0.1:{inventory}"))],
+        ),
+        spawn(
+            env!("CARGO_BIN_EXE_pricing"),
+            "pricing",
+            &[("PRICING_ADDR", format!("127.0.0.1:{pricing}"))],
+        ),
+        spawn(
+            env!("CARGO_BIN_EXE_orders"),
+            "orders",
+            &[
+                ("ORDERS_ADDR", format!("127.0.0.1:{orders}")),
+                ("INVENTORY_URL", format!("http://127.0.0.1:{inventory}")),
+            ],
+        ),
+        spawn(
+            env!("CARGO_BIN_EXE_gateway"),
+            "gateway",
+            &[
+                ("GATEWAY_ADDR", format!("127.0.0.1:{gateway}")),
+                ("ORDERS_URL", format!("http://127.0.0.1:{orders}")),
+                ("PRICING_URL", format!("http://127.0.0.1:{pricing}")),
+            ],
+        ),
+    ]);
+    for port in [inventory, pricing, orders, gateway] {
+        wait_for_port(port);
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{gateway}/checkout/widget"))
+            .header("x-tenant", "acme")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "checkout answered {status}");
+
+    // Every span of the checkout, from four processes: find the trace by its
+    // root, then wait for the rest.
+    let expected = [
+        "GET /checkout/{sku}",
+        "shop.Orders/PlaceOrder",
+        "shop.Inventory/Reserve",
+        "GET /price/{sku}",
+    ];
+    let spans = collector.wait_for("spans", DEADLINE, |lines| {
+        let Some(root) = lines.iter().find(|s| s["name"] == expected[0]) else {
+            return false;
+        };
+        let trace = lines.iter().filter(|s| s["trace_id"] == root["trace_id"]);
+        trace.count() >= 9
+    });
+    let root = spans
+        .iter()
+        .find(|s| s["name"] == expected[0])
+        .unwrap_or_else(|| panic!("no gateway span arrived: {spans:?}"));
+    let trace: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["trace_id"] == root["trace_id"])
+        .collect();
+    let parent_of = |span: &Value| {
+        trace
+            .iter()
+            .find(|p| p["span_id"] == span["parent_id"])
+            .copied()
+    };
+    // Each hop's server span is the child of a client span of the same
+    // name, itself under the caller's server span: the chain is unbroken.
+    let server = |name: &str| {
+        trace
+            .iter()
+            .find(|s| s["name"] == name && parent_of(s).is_some_and(|p| p["name"] == name))
+            .copied()
+            .unwrap_or_else(|| {
+                panic!("no {name} server span under a {name} client span: {trace:#?}")
+            })
+    };
+    let place_order = server("shop.Orders/PlaceOrder");
+    let reserve = server("shop.Inventory/Reserve");
+    let watch = server("shop.Inventory/WatchStock");
+    let price = trace
+        .iter()
+        .find(|s| s["name"] == "GET /price/{sku}")
+        .unwrap_or_else(|| panic!("no pricing span: {trace:#?}"));
+    let grandparent = |span: &Value| parent_of(span).and_then(parent_of);
+    assert_eq!(
+        grandparent(place_order).unwrap()["span_id"],
+        root["span_id"]
+    );
+    assert_eq!(
+        grandparent(reserve).unwrap()["span_id"],
+        place_order["span_id"]
+    );
+    assert_eq!(
+        grandparent(watch).unwrap()["span_id"],
+        place_order["span_id"]
+    );
+    assert_eq!(grandparent(price).unwrap()["span_id"], root["span_id"]);
+    assert!(
+        root["parent_id"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_matches('0')
+            .is_empty()
+    );
+
+    let metrics = collector.wait_for("metrics", DEADLINE, |lines| {
+        [
+            "http.server.request.duration",
+            "rpc.server.call.duration",
+            "rpc.client.call.duration",
+        ]
+        .iter()
+        .all(|m| lines.iter().any(|l| l["name"] == *m))
+    });
+    for name in [
+        "http.server.request.duration",
+        "rpc.server.call.duration",
+        "rpc.client.call.duration",
+    ] {
+        assert!(
+            metrics.iter().any(|l| l["name"] == name),
+            "no {name}: {metrics:?}"
+        );
+    }
+    let logs = collector.wait_for("logs", DEADLINE, |lines| {
+        lines
+            .iter()
+            .any(|l| l["body"].as_str().is_some_and(|b| b.contains("reserved")))
+    });
+    assert!(
+        logs.iter()
+            .any(|l| l["body"].as_str().is_some_and(|b| b.contains("reserved"))),
+        "inventory's log record did not arrive: {logs:?}"
+    );
+}
