@@ -35,7 +35,7 @@ use axum::routing::get;
 use axum_tracing_opentelemetry::middleware::{OtelAxumLayer, OtelInResponseLayer};
 use baton::grpc::client::GrpcClientLayer;
 use baton::http::server::HttpServerLayer;
-use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
+use baton_testkit::{EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use cpu_time::ThreadTime;
 use criterion::Criterion;
 use opentelemetry::metrics::MeterProvider;
@@ -242,36 +242,6 @@ fn http_server(c: &mut Criterion, telemetry: &Telemetry) {
     group.finish();
 }
 
-struct EchoService;
-
-#[tonic::async_trait]
-impl Echo for EchoService {
-    async fn unary(
-        &self,
-        request: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Ok(tonic::Response::new(EchoReply {
-            message: request.into_inner().message,
-        }))
-    }
-
-    type StreamStream = tonic::codegen::BoxStream<EchoReply>;
-
-    async fn stream(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented("unary only"))
-    }
-
-    async fn fail(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Err(tonic::Status::unimplemented("unary only"))
-    }
-}
-
 /// Starts the uninstrumented Echo server on 127.0.0.1 on a runtime of its
 /// own (one worker thread), kept for the rest of the process.
 fn echo_server() -> (tokio::runtime::Runtime, u16) {
@@ -286,7 +256,7 @@ fn echo_server() -> (tokio::runtime::Runtime, u16) {
     let port = incoming.local_addr().unwrap().port();
     rt.spawn(
         tonic::transport::Server::builder()
-            .add_service(EchoServer::new(EchoService))
+            .add_service(EchoServer::new(UnaryEcho))
             .serve_with_incoming(incoming),
     );
     (rt, port)

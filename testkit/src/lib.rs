@@ -13,3 +13,36 @@ pub use echo::{EchoReply, EchoRequest};
 /// The codec the generated code uses, for calls made by hand (e.g. to a
 /// method the server does not serve).
 pub use tonic_prost::ProstCodec;
+
+/// An `Echo` server that answers `Unary` with the request's message and
+/// refuses the other calls: the minimal peer for overhead measurements.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnaryEcho;
+
+#[tonic::async_trait]
+impl Echo for UnaryEcho {
+    async fn unary(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
+        Ok(tonic::Response::new(EchoReply {
+            message: request.into_inner().message,
+        }))
+    }
+
+    type StreamStream = tonic::codegen::BoxStream<EchoReply>;
+
+    async fn stream(
+        &self,
+        _: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("unary only"))
+    }
+
+    async fn fail(
+        &self,
+        _: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented("unary only"))
+    }
+}

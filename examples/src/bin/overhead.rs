@@ -27,7 +27,7 @@ use axum::serve::ListenerExt;
 use baton::grpc::client::GrpcClientLayer;
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::server::HttpServerLayer;
-use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
+use baton_testkit::{EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -330,42 +330,12 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
     }
 }
 
-struct EchoService;
-
-#[tonic::async_trait]
-impl Echo for EchoService {
-    async fn unary(
-        &self,
-        request: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Ok(tonic::Response::new(EchoReply {
-            message: request.into_inner().message,
-        }))
-    }
-
-    type StreamStream = tonic::codegen::BoxStream<EchoReply>;
-
-    async fn stream(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented("unary only"))
-    }
-
-    async fn fail(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Err(tonic::Status::unimplemented("unary only"))
-    }
-}
-
 /// Starts the Echo service and the gateway in front of it; returns the
 /// gateway's address.
 async fn start(telemetry: Option<&Telemetry>) -> Result<SocketAddr, BoxError> {
     let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into())?;
     let port = incoming.local_addr()?.port();
-    let echo = EchoServer::new(EchoService);
+    let echo = EchoServer::new(UnaryEcho);
     let mut server = tonic::transport::Server::builder();
     match telemetry {
         Some(t) => tokio::spawn(
