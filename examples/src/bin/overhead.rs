@@ -3,11 +3,11 @@
 //! In one process, on 127.0.0.1: an axum gateway (Baton's `HttpServerLayer`)
 //! that calls a tonic Echo service (`GrpcServerLayer`) through a
 //! `GrpcClientLayer` channel, so three spans per request, exported over
-//! OTLP/gRPC to a collector by the SDK's batch span processor at its default
-//! queue size. A load generator, also in this process, sends requests over
+//! OTLP/gRPC to a collector by Baton's pipeline with its defaults (what
+//! `baton::init()` sets up). A load generator, also in this process, sends requests over
 //! 32 HTTP/1.1 connections: once with everything uninstrumented, once
 //! instrumented. It prints throughput, CPU time per request, their ratios and
-//! spans sent against spans exported (the difference is what was dropped).
+//! spans ended against spans exported, dropped and failed.
 //!
 //! Run: `scripts/overhead` (starts a local collector), or
 //! `cargo run --profile bench -p baton-examples --bin overhead -- http://127.0.0.1:4317 [requests]`;
@@ -27,17 +27,19 @@ use axum::serve::ListenerExt;
 use baton::grpc::client::GrpcClientLayer;
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::server::HttpServerLayer;
+use baton_exporters::Config;
+use baton_exporters::config::Bsp;
+use baton_exporters::pipeline::{BatchSpanProcessor, Pipeline, PipelineStats, StatsSnapshot};
 use baton_testkit::{EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::codegen::StdError;
 use tonic::transport::Endpoint;
@@ -88,11 +90,15 @@ fn main() -> Result<(), BoxError> {
     println!("  services only, without the generator: {overhead_services:+.1} us CPU/request");
     if let Some(spans) = instrumented.spans {
         println!(
-            "spans: ended {} (3 per request, warm-up included), exported {}, export failed {}, dropped {}",
+            "spans: ended {} (3 per request, warm-up included), exported {}, dropped {}, \
+             export failed {}, unaccounted {}",
             spans.ended,
             spans.exported,
+            spans.dropped,
             spans.failed,
-            spans.ended.saturating_sub(spans.exported + spans.failed),
+            spans
+                .ended
+                .saturating_sub(spans.exported + spans.dropped + spans.failed),
         );
     }
     Ok(())
@@ -114,6 +120,7 @@ struct Measured {
 struct Spans {
     ended: u64,
     exported: u64,
+    dropped: u64,
     failed: u64,
 }
 
@@ -191,13 +198,12 @@ fn run(collector: Option<&str>, requests: u64) -> Result<Measured, BoxError> {
     let (warm_up, mut measured) = generator.join().map_err(|_| "load generator panicked")??;
 
     if let Some(telemetry) = telemetry {
-        // Shutdown flushes what is queued; the exporter runs on `rt`, so first.
-        telemetry.tracer_provider.shutdown()?;
-        telemetry.meter_provider.shutdown()?;
+        let spans = telemetry.shutdown()?;
         measured.spans = Some(Spans {
             ended: 3 * (warm_up + measured.requests),
-            exported: telemetry.counts.exported.load(Ordering::Relaxed),
-            failed: telemetry.counts.failed.load(Ordering::Relaxed),
+            exported: spans.exported,
+            dropped: spans.dropped,
+            failed: spans.failed,
         });
     }
     rt.shutdown_timeout(Duration::from_secs(1));
@@ -208,58 +214,67 @@ fn run(collector: Option<&str>, requests: u64) -> Result<Measured, BoxError> {
 struct Telemetry {
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
-    counts: Arc<Counts>,
+    /// Set when exporting to a collector: shuts everything down.
+    pipeline: Option<Pipeline>,
+    spans: PipelineStats,
 }
 
 impl Telemetry {
-    /// Exports over OTLP/gRPC to `endpoint`, or, given [`DISCARD`], to
+    /// Exports over OTLP/gRPC to `endpoint` through Baton's pipeline with its
+    /// defaults (what `baton::init()` sets up), or, given [`DISCARD`], to
     /// nowhere: the difference between the two is the export's share.
     fn new(endpoint: &str) -> Result<Self, BoxError> {
-        let resource = Resource::builder()
-            .with_service_name("baton-overhead")
-            .build();
-        let counts = Arc::new(Counts::default());
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_resource(resource.clone())
-            .with_sampler(Sampler::AlwaysOn);
-        // Recording aggregates on the request path; the export, every
-        // interval and at shutdown, does not depend on the request rate.
-        let meter_provider = SdkMeterProvider::builder().with_resource(resource);
-        // The SDK's default batch processor and queue size (2048): the
-        // issue's target is no span dropped with them.
-        let (tracer_provider, meter_provider) = if endpoint == DISCARD {
-            let spans = Counted {
-                inner: Discard,
-                counts: Arc::clone(&counts),
-            };
-            let reader = PeriodicReader::builder(Discard).build();
-            (
-                tracer_provider.with_batch_exporter(spans),
-                meter_provider.with_reader(reader),
-            )
-        } else {
-            let spans = Counted {
-                inner: opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(endpoint)
-                    .build()?,
-                counts: Arc::clone(&counts),
-            };
-            let metrics = opentelemetry_otlp::MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint)
-                .build()?;
-            let reader = PeriodicReader::builder(metrics).build();
-            (
-                tracer_provider.with_batch_exporter(spans),
-                meter_provider.with_reader(reader),
-            )
-        };
+        if endpoint == DISCARD {
+            let resource = Resource::builder()
+                .with_service_name("baton-overhead")
+                .build();
+            let processor = BatchSpanProcessor::new(Discard, &Bsp::default())?;
+            let spans = processor.stats();
+            return Ok(Telemetry {
+                tracer_provider: SdkTracerProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_span_processor(processor)
+                    .build(),
+                meter_provider: SdkMeterProvider::builder()
+                    .with_resource(resource)
+                    .with_reader(PeriodicReader::builder(Discard).build())
+                    .build(),
+                pipeline: None,
+                spans,
+            });
+        }
+        let config = Config::from_vars(|name| match name {
+            "OTEL_SERVICE_NAME" => Some("baton-overhead".to_owned()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.to_owned()),
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("grpc".to_owned()),
+            "OTEL_LOGS_EXPORTER" => Some("none".to_owned()),
+            _ => None,
+        });
+        let pipeline = Pipeline::new(&config)?;
         Ok(Telemetry {
-            tracer_provider: tracer_provider.build(),
-            meter_provider: meter_provider.build(),
-            counts,
+            tracer_provider: pipeline.tracer_provider(),
+            meter_provider: pipeline.meter_provider(),
+            spans: pipeline.span_stats(),
+            pipeline: Some(pipeline),
         })
+    }
+
+    /// Flushes and stops export; returns the span counters at the end.
+    fn shutdown(self) -> Result<StatsSnapshot, BoxError> {
+        match self.pipeline {
+            Some(pipeline) => {
+                let report = pipeline.shutdown(Duration::from_secs(30));
+                if !report.errors.is_empty() {
+                    return Err(report.to_string().into());
+                }
+                Ok(report.spans)
+            }
+            None => {
+                self.tracer_provider.shutdown()?;
+                self.meter_provider.shutdown()?;
+                Ok(self.spans.snapshot())
+            }
+        }
     }
 }
 
@@ -288,45 +303,6 @@ impl PushMetricExporter for Discard {
 
     fn temporality(&self) -> Temporality {
         Temporality::Cumulative
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counts {
-    exported: AtomicU64,
-    failed: AtomicU64,
-}
-
-/// A span exporter counting the spans its inner exporter took or failed:
-/// spans ended but in neither count were dropped before export.
-#[derive(Debug)]
-struct Counted<E> {
-    inner: E,
-    counts: Arc<Counts>,
-}
-
-impl<E: SpanExporter> SpanExporter for Counted<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let n = batch.len() as u64;
-        let result = self.inner.export(batch).await;
-        let count = match result {
-            Ok(()) => &self.counts.exported,
-            Err(_) => &self.counts.failed,
-        };
-        count.fetch_add(n, Ordering::Relaxed);
-        result
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
     }
 }
 
