@@ -68,7 +68,7 @@ pub mod trace_context;
 
 pub use b3::{B3Encoding, B3Propagator, DebugTrace};
 pub use baggage::BaggagePropagator;
-pub use carrier::{HeaderCarrier, HeaderCarrierMut};
+pub use carrier::{HeaderCarrier, HeaderCarrierMut, never_index};
 #[cfg(feature = "tonic")]
 pub use carrier::{MetadataCarrier, MetadataCarrierMut};
 pub use composite::CompositePropagator;

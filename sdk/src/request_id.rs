@@ -79,7 +79,8 @@ impl RequestId {
         }
         // Parsed or generated ids are valid header values; `ok()` only
         // avoids a panic path.
-        if let Ok(value) = http::HeaderValue::from_str(id.as_str()) {
+        if let Ok(mut value) = http::HeaderValue::from_str(id.as_str()) {
+            baton_propagators::never_index(&mut value);
             headers.insert(HEADER, value);
         }
     }

@@ -31,7 +31,7 @@ use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TraceState};
 
 pub use traceparent::parse_traceparent;
 
-use crate::carrier::{HeaderCarrier, combined};
+use crate::carrier::{HeaderCarrier, combined, never_index};
 use crate::report::{log_dropped, text_map_propagator};
 use crate::{DropReason, Dropped, Propagator};
 use tracestate::Members;
@@ -117,7 +117,8 @@ impl TraceContextPropagator {
     pub fn inject_into_headers(&self, cx: &Context, headers: &mut HeaderMap) {
         let mut dropped = Vec::new();
         if let Some((traceparent, tracestate)) = outgoing(cx, &mut dropped) {
-            if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
+            if let Ok(mut value) = HeaderValue::from_bytes(&traceparent) {
+                never_index(&mut value);
                 headers.insert(TRACEPARENT_NAME, value);
             }
             match HeaderValue::try_from(tracestate) {
