@@ -94,10 +94,11 @@ async fn server_span_continues_the_incoming_trace_and_the_handler_sees_the_conte
     assert!(span.parent_span_is_remote);
     assert_eq!(span.status, Status::Unset);
     let port = i64::from(server.addr.port());
-    let expected: [(&str, Value); 9] = [
+    let expected: [(&str, Value); 10] = [
         ("http.request.method", "GET".into()),
         ("http.route", "/users/{id}".into()),
         ("url.path", "/users/42".into()),
+        ("url.query", "x=1".into()),
         ("url.scheme", "http".into()),
         ("server.address", "127.0.0.1".into()),
         ("server.port", port.into()),
@@ -120,6 +121,24 @@ async fn server_span_continues_the_incoming_trace_and_the_handler_sees_the_conte
         span.span_context.span_id()
     );
     assert_eq!(body, format!("{expected}\nspawned {expected}"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn signatures_in_the_query_are_redacted() {
+    let telemetry = Telemetry::new();
+    let server = Server::start(app(layer(&telemetry))).await;
+    let response = reqwest::Client::new()
+        .get(server.url("/users/7?color=blue&sig=secret&X-Amz-Signature=s2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let span = telemetry.span("GET /users/{id}");
+    assert_eq!(
+        attr(&span, "url.query"),
+        Some("color=blue&sig=REDACTED&X-Amz-Signature=REDACTED".into())
+    );
     server.stop().await;
 }
 

@@ -16,6 +16,17 @@
 //!     request.metadata().get("baggage").map(|v| v.to_str().expect("ascii")),
 //!     Some("tenant=acme"),
 //! );
+//!
+//! // The request id of the context travels too.
+//! let id = baton::request_id::RequestId::parse("checkout-7").expect("a valid id");
+//! let request = baton::run_sync(id.set_in(&baton::current()), || {
+//!     InjectInterceptor::new().call(tonic::Request::new(()))
+//! });
+//! let request = request.expect("injection never fails");
+//! assert_eq!(
+//!     request.metadata().get("x-request-id").map(|v| v.to_str().expect("ascii")),
+//!     Some("checkout-7"),
+//! );
 //! ```
 
 use std::sync::Arc;
@@ -25,9 +36,12 @@ use opentelemetry::Context;
 use tonic::service::Interceptor;
 
 use super::call::inject;
+use crate::request_id::RequestId;
 
 /// Writes the current context (trace context, baggage) into each request's
-/// metadata with the [configured propagator](crate::propagation).
+/// metadata with the [configured propagator](crate::propagation), and the
+/// current [request id](crate::request_id) as `x-request-id` unless the
+/// request already has one.
 #[derive(Clone, Debug)]
 pub struct InjectInterceptor {
     propagator: Arc<dyn Propagator>,
@@ -67,6 +81,7 @@ impl Interceptor for InjectInterceptor {
             &cx,
             &mut MetadataCarrierMut(request.metadata_mut()),
         );
+        RequestId::inject(&cx, request.metadata_mut().as_mut());
         Ok(request)
     }
 }

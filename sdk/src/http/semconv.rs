@@ -1,5 +1,6 @@
 //! The HTTP semantic conventions' rules shared by server and client: method
-//! normalisation, span names, protocol versions and error types.
+//! normalisation, span names, protocol versions, error types and query
+//! redaction.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
@@ -17,6 +18,41 @@ const OTHER: &str = "_OTHER";
 const KNOWN_METHODS: [&str; 10] = [
     "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY",
 ];
+
+/// What replaces a secret in `url.full` and `url.query`.
+pub(crate) const REDACTED: &str = "REDACTED";
+
+/// Query parameters whose values the conventions redact (matched case-sensitively).
+const SENSITIVE_QUERY_KEYS: [&str; 5] = [
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "sig",
+    "X-Goog-Signature",
+];
+
+/// `query` with the values of the signature parameters the conventions list
+/// replaced by `REDACTED`; borrowed when there are none.
+pub(crate) fn redact_query(query: &str) -> Cow<'_, str> {
+    fn key(pair: &str) -> &str {
+        pair.split_once('=').map_or(pair, |(key, _)| key)
+    }
+    let sensitive = |pair: &str| SENSITIVE_QUERY_KEYS.contains(&key(pair));
+    if !query.split('&').any(sensitive) {
+        return Cow::Borrowed(query);
+    }
+    let pairs: Vec<Cow<'_, str>> = query
+        .split('&')
+        .map(|pair| {
+            if sensitive(pair) {
+                Cow::Owned(format!("{}={REDACTED}", key(pair)))
+            } else {
+                Cow::Borrowed(pair)
+            }
+        })
+        .collect();
+    Cow::Owned(pairs.join("&"))
+}
 
 /// The `http.request.method` value of `method`: itself when known, else `_OTHER`.
 pub(crate) fn method(method: &Method) -> &'static str {

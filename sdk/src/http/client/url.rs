@@ -1,28 +1,20 @@
 //! `url.full` without secrets, as the conventions require.
 
+use std::borrow::Cow;
+
 use reqwest::Url;
 
-const REDACTED: &str = "REDACTED";
-
-/// Query parameters whose values the conventions redact (matched case-sensitively).
-const SENSITIVE_QUERY_KEYS: [&str; 5] = [
-    "X-Amz-Signature",
-    "X-Amz-Credential",
-    "X-Amz-Security-Token",
-    "sig",
-    "X-Goog-Signature",
-];
+use crate::http::semconv::{REDACTED, redact_query};
 
 /// `url` for `url.full`: user name and password replaced by `REDACTED`, as
 /// are the values of the signature query parameters the conventions list.
 pub(super) fn full(url: &Url) -> String {
     let has_credentials = !url.username().is_empty() || url.password().is_some();
-    let sensitive_query = url.query().is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| SENSITIVE_QUERY_KEYS.contains(&key(pair)))
-    });
-    if !has_credentials && !sensitive_query {
+    let redacted_query = match url.query().map(redact_query) {
+        Some(Cow::Owned(query)) => Some(query),
+        _ => None,
+    };
+    if !has_credentials && redacted_query.is_none() {
         return url.as_str().to_owned();
     }
     let mut url = url.clone();
@@ -31,30 +23,10 @@ pub(super) fn full(url: &Url) -> String {
         let _ = url.set_username(REDACTED);
         let _ = url.set_password(Some(REDACTED));
     }
-    if sensitive_query {
-        let query = url.query().map(redact_query);
-        url.set_query(query.as_deref());
+    if let Some(query) = redacted_query {
+        url.set_query(Some(&query));
     }
     url.into()
-}
-
-fn key(pair: &str) -> &str {
-    pair.split_once('=').map_or(pair, |(key, _)| key)
-}
-
-fn redact_query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|pair| {
-            let key = key(pair);
-            if SENSITIVE_QUERY_KEYS.contains(&key) {
-                format!("{key}={REDACTED}")
-            } else {
-                pair.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[cfg(test)]

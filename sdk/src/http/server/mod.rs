@@ -11,6 +11,7 @@
 //!   template is known (`HTTP` for a method outside the conventions' list,
 //!   recorded as `_OTHER`). Attributes: `http.request.method`
 //!   (`http.request.method_original`), `http.route`, `url.path`,
+//!   `url.query` (signature values such as `sig` replaced by `REDACTED`),
 //!   `url.scheme`, `server.address`, `server.port`, `user_agent.original`,
 //!   `network.protocol.version`, `http.response.status_code`, `error.type`;
 //! - span status error for a 5xx response (`error.type` = the status code)

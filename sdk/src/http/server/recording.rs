@@ -11,7 +11,7 @@ use opentelemetry::trace::{Link, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
-    NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, URL_PATH, URL_SCHEME,
+    NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, URL_PATH, URL_QUERY, URL_SCHEME,
     USER_AGENT_ORIGINAL,
 };
 
@@ -59,6 +59,10 @@ impl Recording {
             attributes.push(KeyValue::new(HTTP_ROUTE, Value::from(Arc::clone(route))));
         }
         attributes.push(KeyValue::new(URL_PATH, parts.uri.path().to_owned()));
+        if let Some(query) = parts.uri.query() {
+            let query = semconv::redact_query(query).into_owned();
+            attributes.push(KeyValue::new(URL_QUERY, query));
+        }
         let scheme = match parts.uri.scheme_str() {
             Some("https") => "https",
             _ => "http",
