@@ -2,7 +2,10 @@
 //! side by side with the same service uninstrumented and with
 //! `axum-tracing-opentelemetry` / `tonic-tracing-opentelemetry` (the
 //! `tracing` + `tracing-opentelemetry` stack), plus the cost of the metric
-//! recording alone.
+//! recording alone, and the floor: the `opentelemetry_sdk` work that any
+//! OpenTelemetry instrumentation of one gateway request of
+//! `examples/src/bin/overhead.rs` must do (its three spans and its metric
+//! records), without HTTP, gRPC, propagation or context.
 //!
 //! The HTTP and gRPC groups time the bench thread's CPU time, not wall time:
 //! it is the unit (CPU per request), and on a shared machine
@@ -12,8 +15,8 @@
 //! are not in it.
 //!
 //! Every instrumented variant records to the same `SdkTracerProvider`
-//! (always sampled, the SDK's default batch span processor) whose exporter
-//! only counts, so export costs the same and little; Baton also records
+//! (always sampled, Baton's batch span processor with its defaults) whose
+//! exporter only counts, so export costs the same and little; Baton also records
 //! metrics into an `SdkMeterProvider` whose exporter drops them. At the end the bench
 //! prints spans ended against spans exported: a difference is spans the
 //! batch processor dropped.
@@ -35,6 +38,8 @@ use axum::routing::get;
 use axum_tracing_opentelemetry::middleware::{OtelAxumLayer, OtelInResponseLayer};
 use baton::grpc::client::GrpcClientLayer;
 use baton::http::server::HttpServerLayer;
+use baton_exporters::config::Bsp;
+use baton_exporters::pipeline::BatchSpanProcessor;
 use baton_testkit::{EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use cpu_time::ThreadTime;
 use criterion::Criterion;
@@ -110,9 +115,10 @@ impl Telemetry {
     fn new() -> Self {
         let exporter = CountingExporter::default();
         let exported = Arc::clone(&exporter.0);
+        let processor = BatchSpanProcessor::new(exporter, &Bsp::default()).unwrap();
         let tracer_provider = SdkTracerProvider::builder()
             .with_sampler(Sampler::AlwaysOn)
-            .with_batch_exporter(exporter)
+            .with_span_processor(processor)
             .build();
         let meter_provider = SdkMeterProvider::builder()
             .with_reader(PeriodicReader::builder(NullMetrics).build())
@@ -331,18 +337,24 @@ fn grpc_client(c: &mut Criterion, telemetry: &Telemetry) {
     group.finish();
 }
 
+/// A duration histogram as Baton's layers make it.
+fn duration_histogram(
+    meter: &opentelemetry::metrics::Meter,
+    name: &'static str,
+) -> opentelemetry::metrics::Histogram<f64> {
+    meter
+        .f64_histogram(name)
+        .with_unit("s")
+        .with_boundaries(baton::metrics::DURATION_BOUNDARIES.to_vec())
+        .build()
+}
+
 /// (c) The metric recording each layer does per request, alone: the
 /// duration histogram with the layer's attribute set, built per request as
 /// the layer builds it, and the HTTP server's active-requests +1/−1.
 fn metrics(c: &mut Criterion, telemetry: &Telemetry) {
     let meter = telemetry.meter_provider.meter("bench");
-    let histogram = |name| {
-        meter
-            .f64_histogram(name)
-            .with_unit("s")
-            .with_boundaries(baton::metrics::DURATION_BOUNDARIES.to_vec())
-            .build()
-    };
+    let histogram = |name| duration_histogram(&meter, name);
     let http = histogram("http.server.request.duration");
     let grpc = histogram("rpc.client.call.duration");
     let active = meter
@@ -393,12 +405,106 @@ fn metrics(c: &mut Criterion, telemetry: &Telemetry) {
     group.finish();
 }
 
+/// (d) The floor: what `opentelemetry_sdk` itself costs for one request of
+/// the end-to-end scenario (gateway SERVER span, its gRPC CLIENT span, the
+/// Echo service's SERVER span, each with the attributes the conventions ask
+/// for and ended into the batch processor; three duration records and the
+/// active-requests +1/−1), with the tracer used directly, not boxed. No
+/// instrumentation built on `opentelemetry_sdk` can cost less per request.
+fn floor(c: &mut Criterion, telemetry: &Telemetry) {
+    use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
+
+    let tracer = telemetry.tracer_provider.tracer("floor");
+    let meter = telemetry.meter_provider.meter("floor");
+    let histogram = |name| duration_histogram(&meter, name);
+    let (http, grpc_client, grpc_server) = (
+        histogram("http.server.request.duration"),
+        histogram("rpc.client.call.duration"),
+        histogram("rpc.server.call.duration"),
+    );
+    let active = meter
+        .i64_up_down_counter("http.server.active_requests")
+        .build();
+    let route: Arc<str> = "/users/{id}".into();
+    let method: Arc<str> = "baton.test.Echo/Unary".into();
+    let rpc = |side| {
+        vec![
+            KeyValue::new("rpc.system.name", "grpc"),
+            KeyValue::new(
+                "rpc.method",
+                opentelemetry::StringValue::from(Arc::clone(&method)),
+            ),
+            KeyValue::new("server.address", "127.0.0.1"),
+            KeyValue::new("server.port", 50051_i64),
+            KeyValue::new("rpc.response.status_code", side),
+        ]
+    };
+
+    let mut group = c.benchmark_group("floor");
+    group.bench_function("opentelemetry_sdk_per_request", |b| {
+        b.iter_custom(|iters| {
+            telemetry.ended.fetch_add(3 * iters, Ordering::Relaxed);
+            let start = ThreadTime::now();
+            for _ in 0..iters {
+                let active_attributes = [
+                    KeyValue::new("http.request.method", "GET"),
+                    KeyValue::new("url.scheme", "http"),
+                ];
+                active.add(1, &active_attributes);
+                let server = tracer
+                    .span_builder("GET /users/{id}")
+                    .with_kind(SpanKind::Server)
+                    .with_attributes([
+                        KeyValue::new("http.request.method", "GET"),
+                        KeyValue::new("http.route", Value::from(Arc::clone(&route))),
+                        KeyValue::new("url.path", "/users/42".to_owned()),
+                        KeyValue::new("url.scheme", "http"),
+                        KeyValue::new("server.address", "127.0.0.1".to_owned()),
+                        KeyValue::new("server.port", 8080_i64),
+                        KeyValue::new("network.protocol.version", "1.1"),
+                        KeyValue::new("http.response.status_code", 200_i64),
+                    ])
+                    .start(&tracer);
+                let cx = opentelemetry::Context::new().with_span(server);
+                let client = tracer
+                    .span_builder(String::from(&*method))
+                    .with_kind(SpanKind::Client)
+                    .with_attributes(rpc("OK"))
+                    .start_with_context(&tracer, &cx);
+                let echo = tracer
+                    .span_builder(String::from(&*method))
+                    .with_kind(SpanKind::Server)
+                    .with_attributes(rpc("OK"))
+                    .start_with_context(&tracer, &cx.with_span(client));
+                drop(echo);
+                grpc_server.record(black_box(0.000_1), &rpc("OK"));
+                grpc_client.record(black_box(0.000_2), &rpc("OK"));
+                http.record(
+                    black_box(0.000_3),
+                    &[
+                        KeyValue::new("http.request.method", "GET"),
+                        KeyValue::new("url.scheme", "http"),
+                        KeyValue::new("http.route", Value::from(Arc::clone(&route))),
+                        KeyValue::new("network.protocol.version", "1.1"),
+                        KeyValue::new("http.response.status_code", 200_i64),
+                    ],
+                );
+                active.add(-1, &active_attributes);
+                drop(cx);
+            }
+            start.elapsed()
+        });
+    });
+    group.finish();
+}
+
 fn main() {
     let telemetry = Telemetry::new();
     let mut c = Criterion::default().configure_from_args();
     http_server(&mut c, &telemetry);
     grpc_client(&mut c, &telemetry);
     metrics(&mut c, &telemetry);
+    floor(&mut c, &telemetry);
     c.final_summary();
     telemetry.report();
 }
