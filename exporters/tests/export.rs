@@ -4,8 +4,13 @@
 //! mid-run.
 #![allow(clippy::unwrap_used, reason = "tests")]
 #![allow(missing_docs, unreachable_pub, reason = "tests")]
+#![allow(unsafe_code, reason = "the counting global allocator in `heap`")]
 
+mod heap;
 mod rotel;
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -140,6 +145,8 @@ fn spans_metrics_and_logs_arrive_over_both_protocols() {
             format!("{prefix}.duration"),
             "baton.exporter.spans.exported".to_owned(),
             "baton.exporter.spans.dropped".to_owned(),
+            "baton.exporter.logs.exported".to_owned(),
+            "baton.exporter.logs.dropped".to_owned(),
         ] {
             assert!(
                 !named(&metrics, &name).is_empty(),
@@ -342,9 +349,14 @@ fn a_collector_killed_mid_run_slows_nothing_and_delivery_resumes() {
     };
 
     std::thread::sleep(Duration::from_secs(1));
+    // The heap is measured from here, with the queue near empty; the load
+    // fills it within the first second of the collector's death.
+    let baseline = heap::reset_peak();
     rotel.kill();
     *phase.lock().unwrap() = "dead";
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(1));
+    let memory = pour(&pipeline.tracer_provider(), &stats, baseline, 20 * QUEUE);
+    std::thread::sleep(Duration::from_secs(2));
     let while_dead = stats.snapshot();
     rotel.restart();
     *phase.lock().unwrap() = "after";
@@ -369,6 +381,7 @@ fn a_collector_killed_mid_run_slows_nothing_and_delivery_resumes() {
         slowest < Duration::from_millis(50),
         "span end blocked for {slowest:?}"
     );
+    memory.check(QUEUE);
     assert!(
         report.spans.max_queued <= QUEUE,
         "queue grew to {}",
@@ -387,6 +400,83 @@ fn a_collector_killed_mid_run_slows_nothing_and_delivery_resumes() {
         !report.delivered(),
         "the losses are reported at shutdown: {report}"
     );
+}
+
+/// Heap bytes a queued span may cost, with room for the copy its export
+/// makes (a generous bound: a span of this test is a few hundred bytes).
+const SPAN_BUDGET: usize = 4096;
+
+/// The live heap, measured from before the collector died, while spans far
+/// beyond the queue bound are ended with the collector dead.
+#[derive(Debug)]
+struct Growth {
+    /// Spans held (queued or being exported) once the queue had filled.
+    held: usize,
+    /// Heap growth then, and its peak so far.
+    held_bytes: usize,
+    filled: usize,
+    /// Peak heap growth after `ended` more spans, of which `lost` were
+    /// dropped or failed.
+    poured: usize,
+    ended: usize,
+    lost: u64,
+}
+
+/// Measures the heap with the queue full, then ends `count` spans as fast
+/// as possible and measures its peak again.
+fn pour(
+    provider: &SdkTracerProvider,
+    stats: &baton_exporters::pipeline::PipelineStats,
+    baseline: usize,
+    count: usize,
+) -> Growth {
+    let full = stats.snapshot();
+    let held_bytes = heap::live().saturating_sub(baseline);
+    let filled = heap::peak().saturating_sub(baseline);
+    let tracer = provider.tracer("pour");
+    for i in 0..count {
+        drop(tracer.start(format!("pour-{i}")));
+    }
+    let poured = heap::peak().saturating_sub(baseline);
+    let after = stats.snapshot();
+    Growth {
+        held: full.queued,
+        held_bytes,
+        filled,
+        poured,
+        ended: count,
+        lost: (after.dropped + after.failed) - (full.dropped + full.failed),
+    }
+}
+
+impl Growth {
+    fn check(&self, queue: usize) {
+        let bound = queue * SPAN_BUDGET;
+        eprintln!(
+            "heap with the collector dead: {} spans held, {} B over the baseline ({} B per held span), \
+             peak {} B; after {} more spans ended ({} lost) peak {} B; bound {bound} B",
+            self.held,
+            self.held_bytes,
+            self.held_bytes / self.held.max(1),
+            self.filled,
+            self.ended,
+            self.lost,
+            self.poured
+        );
+        assert!(self.held > queue / 2, "the queue filled: {self:?}");
+        assert!(
+            self.lost >= u64::try_from(self.ended - queue).unwrap(),
+            "the spans beyond the queue are lost, and counted: {self:?}"
+        );
+        assert!(self.poured <= bound, "{self:?}, bound {bound}");
+        // Flat: 10x more spans than filled the queue do not grow the heap
+        // beyond the full queue's peak (with room for noise from other
+        // threads).
+        assert!(
+            self.poured <= self.filled + self.filled / 2 + 256 * 1024,
+            "heap grows with spans ended: {self:?}"
+        );
+    }
 }
 
 /// `console` exporters need no collector: nothing is sent over OTLP even
