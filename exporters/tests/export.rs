@@ -165,6 +165,18 @@ fn spans_metrics_and_logs_arrive_over_both_protocols() {
     }
 }
 
+/// The anchor the pipeline is measured against: `opentelemetry_sdk`'s own
+/// `BatchSpanProcessor` with its defaults and the OTLP exporter `config`
+/// describes, built in the current runtime's context.
+fn upstream_provider(config: &Config) -> SdkTracerProvider {
+    let exporter = span_exporter(&config.otlp.traces).unwrap();
+    SdkTracerProvider::builder()
+        .with_span_processor(
+            opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build(),
+        )
+        .build()
+}
+
 fn burst(provider: &SdkTracerProvider, prefix: &str, count: usize) {
     let tracer = provider.tracer("burst");
     for i in 0..count {
@@ -192,12 +204,7 @@ async fn a_burst_of_20000_spans_arrives_whole() {
     .len();
 
     // The anchor: upstream's processor and exporter, all defaults.
-    let exporter = span_exporter(&config.otlp.traces).unwrap();
-    let upstream = SdkTracerProvider::builder()
-        .with_span_processor(
-            opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build(),
-        )
-        .build();
+    let upstream = upstream_provider(&config);
     burst(&upstream, "upstream", BURST);
     let upstream_result = upstream.shutdown();
     let upstream_count = named(
@@ -252,12 +259,7 @@ async fn shutdown_on_a_current_thread_runtime_does_not_deadlock() {
     // The anchor: upstream's processor with its defaults and the tonic
     // exporter, built on this runtime and shut down from inside it.
     let config = otlp_config(rotel.grpc_endpoint(), "grpc", &[]);
-    let exporter = span_exporter(&config.otlp.traces).unwrap();
-    let upstream = SdkTracerProvider::builder()
-        .with_span_processor(
-            opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build(),
-        )
-        .build();
+    let upstream = upstream_provider(&config);
     three_spans(&upstream, "ct-upstream");
     let started = Instant::now();
     let result = upstream.shutdown();
@@ -327,12 +329,7 @@ fn a_refusing_collector_is_reported_as_a_failure() {
         .unwrap();
     let _entered = runtime.enter();
     let config = otlp_config(format!("http://127.0.0.1:{port}"), "grpc", &[]);
-    let exporter = span_exporter(&config.otlp.traces).unwrap();
-    let upstream = SdkTracerProvider::builder()
-        .with_span_processor(
-            opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build(),
-        )
-        .build();
+    let upstream = upstream_provider(&config);
     three_spans(&upstream, "refused-upstream");
     let upstream_result = upstream.shutdown();
     eprintln!("upstream, connection refused: shutdown {upstream_result:?}");

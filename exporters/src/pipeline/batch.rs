@@ -6,16 +6,16 @@
 //! 20,000-span burst without telling anyone, its `shutdown()` on a
 //! `current_thread` runtime deadlocks until its timeout (the tonic exporter
 //! needs the caller's runtime, which is blocked waiting for the shutdown)
-//! and then loses everything, and it reports `Ok` from `shutdown()` when the
-//! collector refused every export; the log processor's drops are counted
-//! nowhere Baton can read.
+//! with nothing delivered by then, and it reports `Ok` from `shutdown()`
+//! when the collector refused every export; the log processor's drops are
+//! counted nowhere Baton can read.
 //!
-//! One generic [`BatchProcessor`] serves both signals, so spans and log records get
-//! the same guarantees: the exporter lives on a dedicated thread that owns
-//! its own current-thread tokio runtime, so exporting never depends on the
-//! caller's runtime (any flavour, or none); recording an item only ever
-//! tries to enqueue; and every item is counted as exported, dropped or
-//! failed.
+//! One generic [`BatchProcessor`] serves both signals, so spans and log
+//! records get the same guarantees: the exporter lives on a dedicated thread
+//! that owns its own current-thread tokio runtime, so exporting never
+//! depends on the caller's runtime (any flavour, or none); recording an item
+//! only ever tries to enqueue; and every item is counted as exported,
+//! dropped or failed.
 //!
 //! The queue is a mutex-guarded deque rather than a channel: a channel wakes
 //! its receiver on every send, which put a futex wake and a context switch
