@@ -16,8 +16,10 @@ const MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const METRIC_EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
 
-/// Batch span processor settings. `max_export_batch_size` is never larger
-/// than `max_queue_size`.
+/// Batch span processor settings, which the pipeline's batch log processor
+/// uses too (Baton reads no `OTEL_BLRP_*` variables; each processor has its
+/// own queue of this size). `max_export_batch_size` is never larger than
+/// `max_queue_size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Bsp {

@@ -1,26 +1,31 @@
-//! Baton's batch span processor.
+//! Baton's batch processors for spans and log records.
 //!
 //! Written by hand rather than using `opentelemetry_sdk`'s
-//! `BatchSpanProcessor`, whose defaults lose data quietly: its 2,048-span
-//! queue drops most of a 20,000-span burst without telling anyone, its
-//! `shutdown()` on a `current_thread` runtime deadlocks until its timeout
-//! (the tonic exporter needs the caller's runtime, which is blocked waiting
-//! for the shutdown) and then loses everything, and it reports `Ok` from
-//! `shutdown()` when the collector refused every export.
+//! `BatchSpanProcessor` and `BatchLogProcessor`, whose defaults lose data
+//! quietly: the span processor's 2,048-span queue drops most of a
+//! 20,000-span burst without telling anyone, its `shutdown()` on a
+//! `current_thread` runtime deadlocks until its timeout (the tonic exporter
+//! needs the caller's runtime, which is blocked waiting for the shutdown)
+//! with nothing delivered by then, and it reports `Ok` from `shutdown()`
+//! when the collector refused every export; the log processor's drops are
+//! counted nowhere Baton can read.
 //!
-//! Here the exporter lives on a dedicated thread that owns its own
-//! current-thread tokio runtime, so exporting never depends on the caller's
-//! runtime (any flavour, or none); `on_end` only ever tries to enqueue; and
-//! every span is counted as exported, dropped or failed.
+//! One generic [`BatchProcessor`] serves both signals, so spans and log
+//! records get the same guarantees: the exporter lives on a dedicated thread
+//! that owns its own current-thread tokio runtime, so exporting never
+//! depends on the caller's runtime (any flavour, or none); recording an item
+//! only ever tries to enqueue; and every item is counted as exported,
+//! dropped or failed.
 //!
 //! The queue is a mutex-guarded deque rather than a channel: a channel wakes
 //! its receiver on every send, which put a futex wake and a context switch
 //! on the request path for every span ended (measured: most of the
-//! per-request overhead). Here `on_end` wakes the export thread only when a
+//! per-request overhead). Here recording wakes the export thread only when a
 //! full batch is waiting; otherwise the thread wakes on its schedule.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,8 +33,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
+use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use tokio::runtime::Runtime;
 use tokio::sync::{Notify, mpsc};
@@ -37,24 +44,130 @@ use tokio::sync::{Notify, mpsc};
 use super::stats::PipelineStats;
 use crate::config::Bsp;
 
-/// A batch span processor that never blocks the code ending spans, keeps at
-/// most `max_queue_size` spans in memory, counts every span it cannot deliver
-/// and reports failures from [`force_flush`](SpanProcessor::force_flush) and
-/// [`shutdown`](SpanProcessor::shutdown).
-pub struct BatchSpanProcessor {
-    queue: Arc<Queue>,
+/// Baton's batch span processor: see [`BatchProcessor`].
+pub type BatchSpanProcessor = BatchProcessor<SpanData>;
+
+/// Baton's batch log processor: see [`BatchProcessor`]. A log record is
+/// queued with its scope, both cloned, since the logger lends them only for
+/// the duration of `emit`.
+pub type BatchLogProcessor = BatchProcessor<(SdkLogRecord, InstrumentationScope)>;
+
+impl SpanProcessor for BatchSpanProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.push(|| span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.shut_down(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.configure(resource);
+    }
+}
+
+impl LogProcessor for BatchLogProcessor {
+    fn emit(&self, record: &mut SdkLogRecord, instrumentation: &InstrumentationScope) {
+        // Cloned only once room is reserved: a full queue costs no copy.
+        self.push(|| (record.clone(), instrumentation.clone()));
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.shut_down(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.configure(resource);
+    }
+}
+
+/// What the export thread needs from the exporter of one signal.
+/// Implemented for every [`SpanExporter`] (items: [`SpanData`]) and every
+/// [`LogExporter`] (items: a log record with its scope).
+pub trait BatchExporter<T>: Send + 'static {
+    /// The signal's name in metric names, warnings and the thread's name.
+    const SIGNAL: &'static str;
+    /// What the items are called in error messages.
+    const ITEMS: &'static str;
+
+    /// Exports one batch.
+    fn export(&self, batch: Vec<T>) -> impl Future<Output = OTelSdkResult> + Send;
+    /// Sets the resource the exporter attaches to what it sends.
+    fn set_resource(&mut self, resource: &Resource);
+    /// Releases the exporter's connections.
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult;
+}
+
+impl<E: SpanExporter + 'static> BatchExporter<SpanData> for E {
+    const SIGNAL: &'static str = "spans";
+    const ITEMS: &'static str = "spans";
+
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        SpanExporter::export(self, batch)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        SpanExporter::set_resource(self, resource);
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        SpanExporter::shutdown_with_timeout(self, timeout)
+    }
+}
+
+impl<E: LogExporter + 'static> BatchExporter<(SdkLogRecord, InstrumentationScope)> for E {
+    const SIGNAL: &'static str = "logs";
+    const ITEMS: &'static str = "log records";
+
+    async fn export(&self, batch: Vec<(SdkLogRecord, InstrumentationScope)>) -> OTelSdkResult {
+        let borrowed: Vec<(&SdkLogRecord, &InstrumentationScope)> = batch
+            .iter()
+            .map(|(record, scope)| (record, scope))
+            .collect();
+        LogExporter::export(self, LogBatch::new(&borrowed)).await
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        LogExporter::set_resource(self, resource);
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        LogExporter::shutdown_with_timeout(self, timeout)
+    }
+}
+
+/// A batch processor that never blocks the code recording spans or log
+/// records, keeps at most `max_queue_size` of them in memory, counts every
+/// one it cannot deliver and reports failures from `force_flush` (losses
+/// since the previous flush) and `shutdown` (losses during its whole life).
+pub struct BatchProcessor<T> {
+    queue: Arc<Queue<T>>,
     control: mpsc::UnboundedSender<Control>,
     stats: PipelineStats,
+    /// What one item is called in error messages.
+    items: &'static str,
     export_timeout: Duration,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// Spans dropped or failed as of the last flush, so that a flush reports
+    /// Items dropped or failed as of the last flush, so that a flush reports
     /// losses since the previous one even when they happened in between.
     lost_at_last_flush: AtomicU64,
 }
 
-impl fmt::Debug for BatchSpanProcessor {
+impl<T> fmt::Debug for BatchProcessor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BatchSpanProcessor")
+        f.debug_struct("BatchProcessor")
             .field("stats", &self.stats.snapshot())
             .finish_non_exhaustive()
     }
@@ -68,11 +181,11 @@ enum Control {
     Shutdown(Duration, std_mpsc::Sender<OTelSdkResult>),
 }
 
-/// The spans ended and not yet exported, shared by the code ending spans and
-/// the export thread.
-struct Queue {
-    waiting: Mutex<Waiting>,
-    /// Spans held in all: waiting here plus taken by the export thread and
+/// The items recorded and not yet exported, shared by the code recording
+/// them and the export thread.
+struct Queue<T> {
+    waiting: Mutex<Waiting<T>>,
+    /// Items held in all: waiting here plus taken by the export thread and
     /// not yet exported. Bounded by `max`, so memory is bounded whatever the
     /// collector does.
     held: AtomicUsize,
@@ -82,43 +195,43 @@ struct Queue {
     batch_ready: Notify,
 }
 
-struct Waiting {
-    spans: VecDeque<SpanData>,
-    /// Set when the export thread stops: later spans are dropped (counted).
+struct Waiting<T> {
+    items: VecDeque<T>,
+    /// Set when the export thread stops: later items are dropped (counted).
     closed: bool,
 }
 
-impl Queue {
-    fn lock(&self) -> MutexGuard<'_, Waiting> {
+impl<T> Queue<T> {
+    fn lock(&self) -> MutexGuard<'_, Waiting<T>> {
         // A panic while holding the lock leaves a deque that is still valid.
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes every waiting span, closing the queue first if asked.
-    fn take_all(&self, close: bool) -> VecDeque<SpanData> {
+    /// Takes every waiting item, closing the queue first if asked.
+    fn take_all(&self, close: bool) -> VecDeque<T> {
         let mut waiting = self.lock();
         waiting.closed |= close;
-        std::mem::take(&mut waiting.spans)
+        std::mem::take(&mut waiting.items)
     }
 
     /// Takes the full batches waiting, leaving the rest for the schedule.
-    fn take_full_batches(&self) -> VecDeque<SpanData> {
+    fn take_full_batches(&self) -> VecDeque<T> {
         let mut waiting = self.lock();
-        let full = waiting.spans.len() / self.batch_size * self.batch_size;
+        let full = waiting.items.len() / self.batch_size * self.batch_size;
         // Copies only the remainder, less than a batch, under the lock.
-        let rest = waiting.spans.split_off(full);
-        std::mem::replace(&mut waiting.spans, rest)
+        let rest = waiting.items.split_off(full);
+        std::mem::replace(&mut waiting.items, rest)
     }
 }
 
-impl BatchSpanProcessor {
+impl<T: Send + 'static> BatchProcessor<T> {
     /// Starts the export thread, with its own runtime, for `exporter`.
     ///
     /// The exporter is used only on that thread's runtime; exporters that
     /// need a runtime when they are built (tonic's) should be built with
     /// [`Self::on_runtime`] instead. Fails only if the operating system
     /// refuses a thread or the runtime's resources.
-    pub fn new<E: SpanExporter + 'static>(exporter: E, config: &Bsp) -> std::io::Result<Self> {
+    pub fn new<E: BatchExporter<T>>(exporter: E, config: &Bsp) -> std::io::Result<Self> {
         Self::on_runtime(runtime()?, exporter, config)
     }
 
@@ -126,18 +239,17 @@ impl BatchSpanProcessor {
     /// one with I/O and time enabled), in whose context the exporter was
     /// built. Start-up never waits for the collector: nothing is sent until
     /// the first batch.
-    pub fn on_runtime<E: SpanExporter + 'static>(
+    pub fn on_runtime<E: BatchExporter<T>>(
         runtime: Runtime,
         exporter: E,
         config: &Bsp,
     ) -> std::io::Result<Self> {
-        // tokio's channel panics on 0 or on more than `usize::MAX >> 3`
-        // slots; it allocates slots as they fill, so a large bound costs
-        // nothing until used.
+        // The deque grows as it fills, so a large bound costs nothing until
+        // used; 0 would refuse everything.
         let max = config.max_queue_size.max(1);
         let queue = Arc::new(Queue {
             waiting: Mutex::new(Waiting {
-                spans: VecDeque::new(),
+                items: VecDeque::new(),
                 closed: false,
             }),
             held: AtomicUsize::new(0),
@@ -146,7 +258,7 @@ impl BatchSpanProcessor {
             batch_ready: Notify::new(),
         });
         let (control, control_rx) = mpsc::unbounded_channel();
-        let stats = PipelineStats::new("spans");
+        let stats = PipelineStats::new(E::SIGNAL);
         let worker = Worker {
             exporter,
             queue: Arc::clone(&queue),
@@ -156,12 +268,13 @@ impl BatchSpanProcessor {
             export_timeout: config.export_timeout,
         };
         let thread = std::thread::Builder::new()
-            .name("baton-span-export".to_owned())
+            .name(format!("baton-{}-export", E::SIGNAL))
             .spawn(move || runtime.block_on(worker.run()))?;
         Ok(Self {
             queue,
             control,
             stats,
+            items: E::ITEMS,
             export_timeout: config.export_timeout,
             thread: Mutex::new(Some(thread)),
             lost_at_last_flush: AtomicU64::new(0),
@@ -173,6 +286,36 @@ impl BatchSpanProcessor {
         self.stats.clone()
     }
 
+    /// Enqueues the item `make` returns, or counts it as dropped without
+    /// calling `make` if the queue is full or closed.
+    fn push(&self, make: impl FnOnce() -> T) {
+        let queue = &*self.queue;
+        // Reserved before taking the lock, so a full queue costs no lock.
+        let held = queue.held.fetch_add(1, Ordering::Relaxed);
+        if held >= queue.max {
+            queue.held.fetch_sub(1, Ordering::Relaxed);
+            self.stats.add_dropped(1);
+            return;
+        }
+        let item = make();
+        let mut waiting = queue.lock();
+        if waiting.closed {
+            drop(waiting);
+            queue.held.fetch_sub(1, Ordering::Relaxed);
+            self.stats.add_dropped(1);
+            return;
+        }
+        waiting.items.push_back(item);
+        let full = waiting.items.len() == queue.batch_size;
+        drop(waiting);
+        self.stats.set_queued(held + 1);
+        if full {
+            queue.batch_ready.notify_one();
+        }
+    }
+}
+
+impl<T> BatchProcessor<T> {
     /// Sends `request` to the export thread and waits for its answer until
     /// `deadline`; never longer, so a stuck exporter cannot hang the caller.
     fn ask(
@@ -188,54 +331,23 @@ impl BatchSpanProcessor {
             Ok(result) => result,
             Err(std_mpsc::RecvTimeoutError::Timeout) => Err(OTelSdkError::Timeout(deadline)),
             Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(OTelSdkError::InternalFailure(
-                "span export thread stopped".to_owned(),
+                format!("{} export thread stopped", self.items),
             )),
-        }
-    }
-}
-
-impl SpanProcessor for BatchSpanProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        let queue = &*self.queue;
-        // Reserved before taking the lock, so a full queue costs no lock.
-        let held = queue.held.fetch_add(1, Ordering::Relaxed);
-        if held >= queue.max {
-            queue.held.fetch_sub(1, Ordering::Relaxed);
-            self.stats.add_dropped(1);
-            return;
-        }
-        let mut waiting = queue.lock();
-        if waiting.closed {
-            drop(waiting);
-            queue.held.fetch_sub(1, Ordering::Relaxed);
-            self.stats.add_dropped(1);
-            return;
-        }
-        waiting.spans.push_back(span);
-        let full = waiting.spans.len() == queue.batch_size;
-        drop(waiting);
-        self.stats.set_queued(held + 1);
-        if full {
-            queue.batch_ready.notify_one();
         }
     }
 
     /// Exports everything queued and returns `Err` if that failed, or if any
-    /// span was dropped or failed since the previous flush.
-    fn force_flush(&self) -> OTelSdkResult {
+    /// item was dropped or failed since the previous flush.
+    fn flush(&self) -> OTelSdkResult {
         self.ask(Control::Flush, self.export_timeout)?;
         let now = self.stats.snapshot();
         let lost = now.dropped + now.failed;
         let before = self.lost_at_last_flush.swap(lost, Ordering::Relaxed);
         if lost > before {
             return Err(OTelSdkError::InternalFailure(format!(
-                "{} spans lost since the previous flush ({} dropped, {} failed in all)",
+                "{} {} lost since the previous flush ({} dropped, {} failed in all)",
                 lost - before,
+                self.items,
                 now.dropped,
                 now.failed
             )));
@@ -243,7 +355,9 @@ impl SpanProcessor for BatchSpanProcessor {
         Ok(())
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+    /// Exports what is held and stops the export thread within `timeout`;
+    /// `Err` if anything was lost during the processor's life.
+    fn shut_down(&self, timeout: Duration) -> OTelSdkResult {
         let started = Instant::now();
         let result = self.ask(|reply| Control::Shutdown(timeout, reply), timeout);
         // Joined only when the thread already answered, so that a missed
@@ -253,9 +367,10 @@ impl SpanProcessor for BatchSpanProcessor {
             && let Some(thread) = thread.take()
             && thread.join().is_err()
         {
-            return Err(OTelSdkError::InternalFailure(
-                "span export thread panicked".to_owned(),
-            ));
+            return Err(OTelSdkError::InternalFailure(format!(
+                "{} export thread panicked",
+                self.items
+            )));
         }
         result?;
         let lost = self.stats.snapshot();
@@ -263,8 +378,9 @@ impl SpanProcessor for BatchSpanProcessor {
             Ok(())
         } else {
             Err(OTelSdkError::InternalFailure(format!(
-                "spans lost during the pipeline's life: {} dropped (queue full), {} failed to export \
+                "{} lost during the pipeline's life: {} dropped (queue full), {} failed to export \
                  ({} delivered, shutdown took {:?})",
+                self.items,
                 lost.dropped,
                 lost.failed,
                 lost.exported,
@@ -273,7 +389,7 @@ impl SpanProcessor for BatchSpanProcessor {
         }
     }
 
-    fn set_resource(&mut self, resource: &Resource) {
+    fn configure(&self, resource: &Resource) {
         // The thread exits only on shutdown; a send error means it is gone
         // and there is nothing left to configure.
         let _sent = self.control.send(Control::SetResource(resource.clone()));
@@ -288,16 +404,16 @@ pub(crate) fn runtime() -> std::io::Result<Runtime> {
 }
 
 /// The state owned by the export thread.
-struct Worker<E> {
+struct Worker<T, E> {
     exporter: E,
-    queue: Arc<Queue>,
+    queue: Arc<Queue<T>>,
     control: mpsc::UnboundedReceiver<Control>,
     stats: PipelineStats,
     schedule_delay: Duration,
     export_timeout: Duration,
 }
 
-impl<E: SpanExporter> Worker<E> {
+impl<T, E: BatchExporter<T>> Worker<T, E> {
     async fn run(mut self) {
         let mut next_export = tokio::time::Instant::now() + self.schedule_delay;
         loop {
@@ -340,8 +456,8 @@ impl<E: SpanExporter> Worker<E> {
         }
     }
 
-    /// Exports every span waiting now. With a `deadline` (shutdown) the queue
-    /// is closed first, so that spans ended meanwhile are refused and counted
+    /// Exports every item waiting now. With a `deadline` (shutdown) the queue
+    /// is closed first, so that items recorded meanwhile are refused and counted
     /// as dropped rather than left unaccounted.
     async fn drain(&mut self, deadline: Option<tokio::time::Instant>) -> OTelSdkResult {
         let pending = self.queue.take_all(deadline.is_some());
@@ -352,7 +468,7 @@ impl<E: SpanExporter> Worker<E> {
     /// passes is counted as failed.
     async fn export_all(
         &mut self,
-        mut pending: VecDeque<SpanData>,
+        mut pending: VecDeque<T>,
         deadline: Option<tokio::time::Instant>,
     ) -> OTelSdkResult {
         let mut result = Ok(());
@@ -364,7 +480,7 @@ impl<E: SpanExporter> Worker<E> {
                 return Err(error);
             }
             let size = pending.len().min(self.queue.batch_size);
-            let batch: Vec<SpanData> = pending.drain(..size).collect();
+            let batch: Vec<T> = pending.drain(..size).collect();
             if let Err(error) = self.export(batch, deadline).await {
                 result = Err(error);
             }
@@ -376,7 +492,7 @@ impl<E: SpanExporter> Worker<E> {
     /// comes first, and counts the outcome.
     async fn export(
         &mut self,
-        batch: Vec<SpanData>,
+        batch: Vec<T>,
         deadline: Option<tokio::time::Instant>,
     ) -> OTelSdkResult {
         let count = batch.len();
@@ -396,7 +512,7 @@ impl<E: SpanExporter> Worker<E> {
         result
     }
 
-    /// Releases `count` spans' room in the queue.
+    /// Releases `count` items' room in the queue.
     fn settle(&self, count: usize) {
         let held = self.queue.held.fetch_sub(count, Ordering::Relaxed) - count;
         self.stats.set_queued(held);

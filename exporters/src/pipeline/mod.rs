@@ -2,15 +2,16 @@
 //! spans, metrics and logs, built from a [`Config`] in one call, that never
 //! slow the application down and never lose telemetry without counting it.
 //!
-//! - Spans go through Baton's [`BatchSpanProcessor`]: `on_end` only tries to
-//!   enqueue into a bounded queue (65,536 spans by default), a dedicated
-//!   thread with its own runtime exports batches, and every span ends up
-//!   counted as exported, dropped or failed in [`PipelineStats`], published as
-//!   `baton.exporter.spans.*` metrics and summed up in one warning per 30 s.
-//! - Metrics go through `opentelemetry_sdk`'s `PeriodicReader` and logs
-//!   through its `BatchLogProcessor` (both on their own threads), their OTLP
-//!   exporters each on a private runtime so that shutdown never needs the
-//!   application's.
+//! - Spans go through Baton's [`BatchSpanProcessor`] and log records through
+//!   its [`BatchLogProcessor`], the same batching code for both: recording
+//!   only tries to enqueue into a bounded queue (65,536 items by default), a
+//!   dedicated thread with its own runtime exports batches, and every item
+//!   ends up counted as exported, dropped or failed in [`PipelineStats`],
+//!   published as `baton.exporter.spans.*` and `baton.exporter.logs.*`
+//!   metrics and summed up in one warning per 30 s.
+//! - Metrics go through `opentelemetry_sdk`'s `PeriodicReader` (on its own
+//!   thread), its OTLP exporter on a private runtime so that shutdown never
+//!   needs the application's.
 //! - [`Pipeline::shutdown`] flushes everything within a deadline and returns
 //!   a [`ShutdownReport`] that says whether everything was delivered.
 //!
@@ -22,7 +23,7 @@ mod otlp;
 mod runtime;
 mod stats;
 
-pub use batch::BatchSpanProcessor;
+pub use batch::{BatchExporter, BatchLogProcessor, BatchProcessor, BatchSpanProcessor};
 pub use otlp::{log_exporter, metric_exporter, span_exporter};
 pub use stats::{PipelineStats, StatsSnapshot};
 
@@ -33,9 +34,11 @@ use std::time::{Duration, Instant};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_otlp::ExporterBuildError;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+
+use tokio::runtime::Runtime;
 
 use crate::config::{Config, ExporterKind};
 use crate::{ConsoleMetricExporter, ConsoleSpanExporter};
@@ -127,11 +130,8 @@ impl Pipeline {
         for kind in &config.exporters.traces {
             tracer = match kind {
                 ExporterKind::Otlp => {
-                    let runtime = batch::runtime()?;
-                    let exporter = {
-                        let _entered = runtime.enter();
-                        span_exporter(&config.otlp.traces)?
-                    };
+                    let (runtime, exporter) =
+                        built_on_runtime(|| span_exporter(&config.otlp.traces))?;
                     let processor = BatchSpanProcessor::on_runtime(runtime, exporter, &config.bsp)?;
                     span_stats = processor.stats();
                     tracer.with_span_processor(processor)
@@ -144,9 +144,9 @@ impl Pipeline {
         for kind in &config.exporters.metrics {
             meter = match kind {
                 ExporterKind::Otlp => {
-                    let exporter = OwnRuntime::build(batch::runtime()?, metrics.clone(), || {
-                        metric_exporter(&config.otlp.metrics)
-                    })?;
+                    let (runtime, exporter) =
+                        built_on_runtime(|| metric_exporter(&config.otlp.metrics))?;
+                    let exporter = OwnRuntime::new(runtime, exporter, metrics.clone());
                     meter.with_reader(
                         PeriodicReader::builder(exporter)
                             .with_interval(config.metric_export.interval)
@@ -161,27 +161,20 @@ impl Pipeline {
             };
         }
         let meter_provider = meter.build();
-        span_stats.register(&meter_provider.meter("baton.exporter"));
 
         let mut logger = SdkLoggerProvider::builder().with_resource(resource);
+        let mut log_stats = logs;
         if config.exporters.logs.contains(&ExporterKind::Otlp) {
-            let exporter = OwnRuntime::build(batch::runtime()?, logs.clone(), || {
-                log_exporter(&config.otlp.logs)
-            })?;
-            // Upstream's processor is used for logs: it exports on its own
-            // thread, which with `OwnRuntime` never needs the caller's
-            // runtime. Its queue is given Baton's bound, not 2048.
-            let batch_config = BatchConfigBuilder::default()
-                .with_max_queue_size(config.bsp.max_queue_size)
-                .with_max_export_batch_size(config.bsp.max_export_batch_size)
-                .with_scheduled_delay(config.bsp.schedule_delay)
-                .build();
-            logger = logger.with_log_processor(
-                BatchLogProcessor::builder(exporter)
-                    .with_batch_config(batch_config)
-                    .build(),
-            );
+            // Baton's processor, with the span queue's settings: there are no
+            // `OTEL_BLRP_*` variables in Baton's configuration.
+            let (runtime, exporter) = built_on_runtime(|| log_exporter(&config.otlp.logs))?;
+            let processor = BatchLogProcessor::on_runtime(runtime, exporter, &config.bsp)?;
+            log_stats = processor.stats();
+            logger = logger.with_log_processor(processor);
         }
+        let meter = meter_provider.meter("baton.exporter");
+        span_stats.register(&meter);
+        log_stats.register(&meter);
 
         Ok(Self {
             tracer_provider: tracer.build(),
@@ -189,7 +182,7 @@ impl Pipeline {
             logger_provider: logger.build(),
             spans: span_stats,
             metrics,
-            logs,
+            logs: log_stats,
         })
     }
 
@@ -249,6 +242,19 @@ impl Pipeline {
     }
 }
 
+/// A new export runtime and the exporter `build` makes in its context: gRPC
+/// exporters spawn their channel there, and that runtime later drives them.
+fn built_on_runtime<E>(
+    build: impl FnOnce() -> Result<E, ExporterBuildError>,
+) -> Result<(Runtime, E), PipelineError> {
+    let runtime = batch::runtime()?;
+    let exporter = {
+        let _entered = runtime.enter();
+        build()?
+    };
+    Ok((runtime, exporter))
+}
+
 /// One provider's shutdown, given the time it may take.
 type Step = Box<dyn FnOnce(Duration) -> OTelSdkResult + Send>;
 
@@ -277,8 +283,7 @@ fn within(timeout: Duration, step: Step) -> Result<(), String> {
 pub struct ShutdownReport {
     /// Span counters at the end.
     pub spans: StatsSnapshot,
-    /// Log record counters at the end (drops in upstream's log queue are not
-    /// visible here).
+    /// Log record counters at the end.
     pub logs: StatsSnapshot,
     /// Metric exports (each carrying all metric streams) at the end.
     pub metric_exports: StatsSnapshot,

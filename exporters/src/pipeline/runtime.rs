@@ -1,18 +1,17 @@
-//! Metric and log exporters that run on a runtime of their own.
+//! Metric exporters that run on a runtime of their own.
 //!
-//! `opentelemetry_sdk`'s `PeriodicReader` and `BatchLogProcessor` call their
-//! exporter from a plain background thread. The OTLP exporters need a tokio
-//! runtime; borrowing the application's would deadlock a `current_thread`
-//! application blocked in `shutdown()`. [`OwnRuntime`] gives them a private
-//! current-thread runtime instead, and counts what they deliver.
+//! `opentelemetry_sdk`'s `PeriodicReader` calls its exporter from a plain
+//! background thread. The OTLP exporters need a tokio runtime; borrowing the
+//! application's would deadlock a `current_thread` application blocked in
+//! `shutdown()`. [`OwnRuntime`] gives them a private current-thread runtime
+//! instead, and counts what they deliver. (Spans and log records need no
+//! such wrapper: Baton's batch processors export on their own runtime.)
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
@@ -29,22 +28,13 @@ pub(crate) struct OwnRuntime<E> {
 }
 
 impl<E> OwnRuntime<E> {
-    /// Builds the exporter with `build` inside `runtime`'s context (gRPC
-    /// exporters spawn their channel there).
-    pub(crate) fn build<Err>(
-        runtime: Runtime,
-        stats: PipelineStats,
-        build: impl FnOnce() -> Result<E, Err>,
-    ) -> Result<Self, Err> {
-        let inner = {
-            let _entered = runtime.enter();
-            build()
-        }?;
-        Ok(Self {
+    /// Wraps `inner`, built in `runtime`'s context.
+    pub(crate) fn new(runtime: Runtime, inner: E, stats: PipelineStats) -> Self {
+        Self {
             runtime: Arc::new(runtime),
             inner,
             stats,
-        })
+        }
     }
 }
 
@@ -94,21 +84,5 @@ impl<E: PushMetricExporter> PushMetricExporter for OwnRuntime<E> {
 
     fn temporality(&self) -> Temporality {
         self.inner.temporality()
-    }
-}
-
-impl<E: LogExporter> LogExporter for OwnRuntime<E> {
-    fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
-        let records = batch.iter().count();
-        let result = self.run(self.inner.export(batch));
-        std::future::ready(self.count(records, result))
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
     }
 }
