@@ -244,18 +244,15 @@ fn checkout_is_one_trace_in_jaeger(
     let status = services.checkout("widget", tenant, "ann");
     assert!(status.is_success(), "checkout answered {status}");
 
-    let listed = jaeger.poll("/api/services", |v| {
-        SERVICES.iter().all(|s| {
-            v["data"]
-                .as_array()
-                .is_some_and(|d| d.contains(&Value::from(*s)))
-        })
-    });
+    let lists = |v: &Value, service: &str| {
+        v["data"]
+            .as_array()
+            .is_some_and(|d| d.contains(&Value::from(service)))
+    };
+    let listed = jaeger.poll("/api/services", |v| SERVICES.iter().all(|s| lists(v, s)));
     for service in SERVICES {
         assert!(
-            listed["data"]
-                .as_array()
-                .is_some_and(|d| d.contains(&Value::from(service))),
+            lists(&listed, service),
             "{service} is not among Jaeger's services: {listed}"
         );
     }
@@ -328,7 +325,7 @@ fn checkout_is_one_trace_in_jaeger(
     let assert_parent = |child: &Span, parent: &Span| {
         assert_eq!(
             child.parents,
-            [parent.id.clone()],
+            std::slice::from_ref(&parent.id),
             "{} {} {:?} is not a child of {} {} {:?}:\n{tree}",
             child.service,
             child.kind,
