@@ -55,6 +55,12 @@ impl Jaeger {
             std::env::temp_dir().join(format!("baton-jaeger-{test}-{}.log", std::process::id()));
         let out = File::create(&log).expect("jaeger log file");
         let err = out.try_clone().expect("jaeger log file");
+        // Built before the process starts, so nothing between spawning and
+        // the drop guard can panic and leave Jaeger running.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
         let [query_port, query_grpc_port, otlp_grpc_port, otlp_http_port] =
             [(); 4].map(|()| pick_free_port());
         let child = Command::new(&binary)
@@ -76,10 +82,7 @@ impl Jaeger {
             otlp_grpc_port,
             otlp_http_port,
             log,
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime"),
+            rt,
             http: reqwest::Client::new(),
         };
         jaeger.wait_ready();
