@@ -10,106 +10,24 @@
 #[path = "../../exporters/tests/rotel/mod.rs"]
 #[allow(dead_code, reason = "shared helper, partly used here")]
 mod rotel;
+mod services;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rotel::{Rotel, pick_free_port};
+use rotel::Rotel;
 use serde_json::Value;
+use services::Services;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// The service processes, killed when the test ends however it ends.
-struct Services(Vec<Child>);
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < DEADLINE, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn a_checkout_across_four_processes_is_one_trace_at_the_collector() {
     let collector = Rotel::start("demo-services");
-    let [gateway, orders, inventory, pricing] = [(); 4].map(|()| pick_free_port());
-    let common = [
+    let services = Services::start(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.grpc_endpoint()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "500".to_owned()),
-        ("OTEL_BLRP_SCHEDULE_DELAY", "100".to_owned()),
-        ("NO_COLOR", "1".to_owned()),
-    ];
-    let spawn = |exe: &str, name: &str, env: &[(&str, String)]| {
-        let mut cmd = Command::new(exe);
-        cmd.env_remove("OTEL_PROPAGATORS")
-            .env("OTEL_SERVICE_NAME", name)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in common.iter().chain(env) {
-            cmd.env(k, v);
-        }
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
-    };
-    let _services = Services(vec![
-        spawn(
-            env!("CARGO_BIN_EXE_inventory"),
-            "inventory",
-            &[("INVENTORY_ADDR", format!("127.0.0.1:{inventory}"))],
-        ),
-        spawn(
-            env!("CARGO_BIN_EXE_pricing"),
-            "pricing",
-            &[("PRICING_ADDR", format!("127.0.0.1:{pricing}"))],
-        ),
-        spawn(
-            env!("CARGO_BIN_EXE_orders"),
-            "orders",
-            &[
-                ("ORDERS_ADDR", format!("127.0.0.1:{orders}")),
-                ("INVENTORY_URL", format!("http://127.0.0.1:{inventory}")),
-            ],
-        ),
-        spawn(
-            env!("CARGO_BIN_EXE_gateway"),
-            "gateway",
-            &[
-                ("GATEWAY_ADDR", format!("127.0.0.1:{gateway}")),
-                ("ORDERS_URL", format!("http://127.0.0.1:{orders}")),
-                ("PRICING_URL", format!("http://127.0.0.1:{pricing}")),
-            ],
-        ),
     ]);
-    for port in [inventory, pricing, orders, gateway] {
-        wait_for_port(port);
-    }
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let status = rt.block_on(async {
-        reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{gateway}/checkout/widget"))
-            .header("x-tenant", "acme")
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let status = services.checkout("widget", "acme", "ann");
     assert!(status.is_success(), "checkout answered {status}");
 
     // Every span of the checkout, from four processes: find the trace by its
