@@ -5,8 +5,10 @@
 //! `GrpcClientLayer` channel, so three spans per request, exported over
 //! OTLP/gRPC to a collector by Baton's pipeline with its defaults (what
 //! `baton::init()` sets up). A load generator, also in this process, sends requests over
-//! 32 HTTP/1.1 connections: once with everything uninstrumented, once
-//! instrumented. It prints throughput, CPU time per request, their ratios and
+//! 32 HTTP/1.1 connections: once with everything uninstrumented, once with
+//! Baton's layers, once with `axum-tracing-opentelemetry` +
+//! `tonic-tracing-opentelemetry` (the stack the issue's figures were measured
+//! with), both exporting through the same pipeline. It prints throughput, CPU time per request, their ratios and
 //! spans ended against spans exported, dropped and failed.
 //!
 //! Run: `scripts/overhead` (starts a local collector), or
@@ -24,6 +26,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use axum_tracing_opentelemetry::middleware::{OtelAxumLayer, OtelInResponseLayer};
 use baton::grpc::client::GrpcClientLayer;
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::server::HttpServerLayer;
@@ -34,16 +37,20 @@ use baton_testkit::{EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::codegen::StdError;
 use tonic::transport::Endpoint;
 use tonic::transport::server::TcpIncoming;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -53,6 +60,8 @@ const CONNECTIONS: usize = 32;
 const WARM_UP: u64 = 2_000;
 /// No phase runs longer than this, whatever the request count.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
+/// The name of Baton's span export thread, as far as the kernel keeps it.
+const EXPORT_THREAD: &str = "baton-spans-exp";
 /// The collector argument that makes the instrumented phase export nowhere.
 const DISCARD: &str = "none";
 /// Requests measured when no count is given.
@@ -71,11 +80,46 @@ fn main() -> Result<(), BoxError> {
         None => DEFAULT_REQUESTS,
     };
 
-    let plain = run(None, requests)?;
-    plain.print("uninstrumented");
-    let instrumented = run(Some(&collector), requests)?;
-    instrumented.print("instrumented");
+    let plain = run(Variant::Uninstrumented, &collector, requests)?;
+    plain.print(Variant::Uninstrumented.name());
+    let baton = run(Variant::Baton, &collector, requests)?;
+    baton.print(Variant::Baton.name());
+    // Last: it installs a process-wide `tracing` subscriber.
+    let otel = run(Variant::TracingOtel, &collector, requests)?;
+    otel.print(Variant::TracingOtel.name());
 
+    compare(&plain, &baton, Variant::Baton);
+    compare(&plain, &otel, Variant::TracingOtel);
+    Ok(())
+}
+
+/// What instruments the gateway and the Echo service in a phase.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Uninstrumented,
+    /// Baton's layers: HTTP server, gRPC client and server, with RED metrics.
+    Baton,
+    /// `axum-tracing-opentelemetry` and `tonic-tracing-opentelemetry` (the
+    /// `tracing` + `tracing-opentelemetry` stack the issue measures), spans
+    /// only, exported through the same pipeline as Baton's.
+    TracingOtel,
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Uninstrumented => "uninstrumented",
+            Variant::Baton => "baton",
+            Variant::TracingOtel => "tracing-opentelemetry",
+        }
+    }
+}
+
+/// Prints `instrumented` against `plain`: throughput ratio, CPU overhead and
+/// what became of the spans.
+fn compare(plain: &Measured, instrumented: &Measured, variant: Variant) {
+    let name = variant.name();
+    let targets = variant == Variant::Baton;
     let throughput = instrumented.throughput() / plain.throughput();
     let overhead = instrumented.cpu_per_request() - plain.cpu_per_request();
     let overhead_services =
@@ -84,13 +128,26 @@ fn main() -> Result<(), BoxError> {
     // the CPU; CPU-bound, their throughput ratio is their CPU ratio.
     let throughput_services =
         plain.service_cpu_per_request() / instrumented.service_cpu_per_request();
-    println!("throughput ratio instrumented/uninstrumented: {throughput:.3} (target >= 0.90)");
+    let target = |t: &str| {
+        if targets {
+            format!(" (target {t})")
+        } else {
+            String::new()
+        }
+    };
+    println!(
+        "{name}: throughput ratio to uninstrumented {throughput:.3}{}",
+        target(">= 0.90")
+    );
     println!("  services only, CPU-bound estimate without the generator: {throughput_services:.3}");
-    println!("overhead: {overhead:+.1} us CPU/request, process (target <= 10)");
+    println!(
+        "{name}: overhead {overhead:+.1} us CPU/request, process{}",
+        target("<= 10")
+    );
     println!("  services only, without the generator: {overhead_services:+.1} us CPU/request");
-    if let Some(spans) = instrumented.spans {
+    if let Some(spans) = &instrumented.spans {
         println!(
-            "spans: ended {} (3 per request, warm-up included), exported {}, dropped {}, \
+            "  spans: ended {} (3 per request, warm-up included), exported {}, dropped {}, \
              export failed {}, unaccounted {}",
             spans.ended,
             spans.exported,
@@ -101,7 +158,6 @@ fn main() -> Result<(), BoxError> {
                 .saturating_sub(spans.exported + spans.dropped + spans.failed),
         );
     }
-    Ok(())
 }
 
 /// One phase's figures.
@@ -113,6 +169,8 @@ struct Measured {
     cpu: Duration,
     /// The load generator thread's share of it.
     generator_cpu: Duration,
+    /// The span export thread's share of it (encoding and sending).
+    export_cpu: Duration,
     /// Instrumented runs only.
     spans: Option<Spans>,
 }
@@ -140,7 +198,7 @@ impl Measured {
     fn print(&self, name: &str) {
         println!(
             "{name}: {} requests ({} failed) in {:.2} s: {:.0} req/s; CPU {:.2} cores busy, \
-             {:.1} us/request (generator {:.1}, services {:.1})",
+             {:.1} us/request (generator {:.1}, services {:.1} of which span export {:.1})",
             self.requests,
             self.failed,
             self.wall.as_secs_f64(),
@@ -149,6 +207,7 @@ impl Measured {
             self.cpu_per_request(),
             micros_per_request(self.generator_cpu, self.requests),
             self.service_cpu_per_request(),
+            micros_per_request(self.export_cpu, self.requests),
         );
     }
 }
@@ -159,17 +218,37 @@ fn micros_per_request(cpu: Duration, requests: u64) -> f64 {
 
 /// Starts the services (instrumented when given a collector), warms up,
 /// measures `requests`, and stops.
-fn run(collector: Option<&str>, requests: u64) -> Result<Measured, BoxError> {
+fn run(variant: Variant, collector: &str, requests: u64) -> Result<Measured, BoxError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("services")
         .enable_all()
         .build()?;
     // The OTLP exporter's channel needs the runtime to build in and to run on.
-    let telemetry = collector
-        .map(|endpoint| rt.block_on(async { Telemetry::new(endpoint) }))
-        .transpose()?;
-    let addr = rt.block_on(start(telemetry.as_ref()))?;
+    let telemetry = match variant {
+        Variant::Uninstrumented => None,
+        Variant::Baton | Variant::TracingOtel => {
+            Some(rt.block_on(async { Telemetry::new(collector) })?)
+        }
+    };
+    if let (Variant::TracingOtel, Some(t)) = (variant, &telemetry) {
+        // The stack records through `tracing` and propagates with the
+        // global propagator (a no-op until set). Only its own spans are
+        // recorded (3 per request, as for Baton), not hyper's, h2's and
+        // tonic's internal ones.
+        let only_middleware = tracing_subscriber::filter::Targets::new().with_target(
+            tracing_opentelemetry_instrumentation_sdk::TRACING_TARGET,
+            tracing::Level::TRACE,
+        );
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_opentelemetry::layer()
+                .with_tracer(t.tracer_provider.tracer("overhead"))
+                .with_filter(only_middleware),
+        );
+        tracing::subscriber::set_global_default(subscriber)?;
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    }
+    let addr = rt.block_on(start(variant, telemetry.as_ref()))?;
 
     // A thread of its own, so its CPU time can be told apart.
     let generator = std::thread::Builder::new().name("loadgen".into()).spawn(
@@ -178,7 +257,11 @@ fn run(collector: Option<&str>, requests: u64) -> Result<Measured, BoxError> {
                 .enable_all()
                 .build()?;
             let warm_up = rt.block_on(drive(addr, WARM_UP))?;
-            let (cpu, generator_cpu) = (process_cpu()?, thread_cpu("loadgen")?);
+            let (cpu, generator_cpu, export_cpu) = (
+                process_cpu()?,
+                thread_cpu("loadgen")?,
+                thread_cpu(EXPORT_THREAD)?,
+            );
             let start = Instant::now();
             let (ok, failed) = rt.block_on(drive(addr, requests))?;
             let wall = start.elapsed();
@@ -190,6 +273,7 @@ fn run(collector: Option<&str>, requests: u64) -> Result<Measured, BoxError> {
                     wall,
                     cpu: process_cpu()?.saturating_sub(cpu),
                     generator_cpu: thread_cpu("loadgen")?.saturating_sub(generator_cpu),
+                    export_cpu: thread_cpu(EXPORT_THREAD)?.saturating_sub(export_cpu),
                     spans: None,
                 },
             ))
@@ -308,13 +392,13 @@ impl PushMetricExporter for Discard {
 
 /// Starts the Echo service and the gateway in front of it; returns the
 /// gateway's address.
-async fn start(telemetry: Option<&Telemetry>) -> Result<SocketAddr, BoxError> {
+async fn start(variant: Variant, telemetry: Option<&Telemetry>) -> Result<SocketAddr, BoxError> {
     let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into())?;
     let port = incoming.local_addr()?.port();
     let echo = EchoServer::new(UnaryEcho);
     let mut server = tonic::transport::Server::builder();
-    match telemetry {
-        Some(t) => tokio::spawn(
+    match (variant, telemetry) {
+        (Variant::Baton, Some(t)) => tokio::spawn(
             server
                 .layer(
                     GrpcServerLayer::new()
@@ -324,15 +408,21 @@ async fn start(telemetry: Option<&Telemetry>) -> Result<SocketAddr, BoxError> {
                 .add_service(echo)
                 .serve_with_incoming(incoming),
         ),
-        None => tokio::spawn(server.add_service(echo).serve_with_incoming(incoming)),
+        (Variant::TracingOtel, _) => tokio::spawn(
+            server
+                .layer(tonic_tracing_opentelemetry::middleware::server::OtelGrpcLayer::default())
+                .add_service(echo)
+                .serve_with_incoming(incoming),
+        ),
+        _ => tokio::spawn(server.add_service(echo).serve_with_incoming(incoming)),
     };
 
     // One HTTP/2 connection for all the gateway's calls, as a tonic client has.
     let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
         .connect()
         .await?;
-    let router = match telemetry {
-        Some(t) => gateway(EchoClient::new(
+    let router = match (variant, telemetry) {
+        (Variant::Baton, Some(t)) => gateway(EchoClient::new(
             tower::ServiceBuilder::new()
                 .layer(
                     GrpcClientLayer::new()
@@ -347,7 +437,15 @@ async fn start(telemetry: Option<&Telemetry>) -> Result<SocketAddr, BoxError> {
                 .with_tracer_provider(&t.tracer_provider)
                 .with_meter_provider(&t.meter_provider),
         ),
-        None => gateway(EchoClient::new(channel)),
+        // The order of axum-tracing-opentelemetry's README.
+        (Variant::TracingOtel, _) => gateway(EchoClient::new(
+            tower::ServiceBuilder::new()
+                .layer(tonic_tracing_opentelemetry::middleware::client::OtelGrpcLayer)
+                .service(channel),
+        ))
+        .layer(OtelInResponseLayer)
+        .layer(OtelAxumLayer::default()),
+        _ => gateway(EchoClient::new(channel)),
     };
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
@@ -453,13 +551,14 @@ fn process_cpu() -> Result<Duration, BoxError> {
     Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }
 
-/// CPU time of this process's live threads named `name`, in nanoseconds
-/// from their schedstat (finer than stat's ticks).
+/// CPU time of this process's live threads whose name starts with `name`
+/// (the kernel keeps 15 bytes of it), in nanoseconds from their schedstat
+/// (finer than stat's ticks).
 fn thread_cpu(name: &str) -> Result<Duration, BoxError> {
     let mut total = 0;
     for task in std::fs::read_dir("/proc/self/task")? {
         let path = task?.path();
-        if std::fs::read_to_string(path.join("comm"))?.trim_end() != name {
+        if !std::fs::read_to_string(path.join("comm"))?.starts_with(name) {
             continue;
         }
         let schedstat = std::fs::read_to_string(path.join("schedstat"))?;
