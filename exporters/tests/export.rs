@@ -361,60 +361,26 @@ fn a_collector_killed_mid_run_slows_nothing_and_delivery_resumes() {
     let provider = pipeline.tracer_provider();
     let stats = pipeline.span_stats();
 
-    // A steady load of 2,000 spans a second on another thread, timing every
-    // span end; the phase goes into the span names.
-    let phase = Arc::new(std::sync::Mutex::new("before"));
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (phase, stop, provider) = (Arc::clone(&phase), Arc::clone(&stop), provider);
-        std::thread::spawn(move || {
-            let tracer = provider.tracer("load");
-            let mut times = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let name = format!("{}-{}", *phase.lock().unwrap(), times.len());
-                let span = tracer.start(name);
-                let started = Instant::now();
-                drop(span);
-                times.push(started.elapsed());
-                std::thread::sleep(Duration::from_micros(500));
-            }
-            times
-        })
-    };
-
+    let load = Load::start(provider);
     std::thread::sleep(Duration::from_secs(1));
     // The heap is measured from here, with the queue near empty; the load
     // fills it within the first second of the collector's death.
     let baseline = heap::reset_peak();
     rotel.kill();
-    *phase.lock().unwrap() = "dead";
+    load.phase("dead");
     std::thread::sleep(Duration::from_secs(1));
     let memory = pour(&pipeline.tracer_provider(), &stats, baseline, 20 * QUEUE);
     std::thread::sleep(Duration::from_secs(2));
     let while_dead = stats.snapshot();
     rotel.restart();
-    *phase.lock().unwrap() = "after";
+    load.phase("after");
     let resumed = rotel.wait_for("spans", ARRIVAL, |l| !named(l, "after-").is_empty());
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    let mut times = load.join().unwrap();
-    times.sort();
-    let ended = times.len();
-    let slowest = times.last().copied().unwrap_or_default();
-    let p99 = times[ended * 99 / 100];
-    let over_10ms = times
-        .iter()
-        .filter(|t| **t > Duration::from_millis(10))
-        .count();
+    let ends = load.stop();
     let report = pipeline.shutdown(Duration::from_secs(5));
-    eprintln!(
-        "killed collector: {ended} spans ended, slowest end {slowest:?} (p99 {p99:?}, {over_10ms} over 10 ms), while dead {while_dead:?}, final {report}"
-    );
+    eprintln!("killed collector: {ends}, while dead {while_dead:?}, final {report}");
 
-    assert!(
-        slowest < Duration::from_millis(50),
-        "span end blocked for {slowest:?}"
-    );
+    ends.check();
     memory.check(QUEUE);
     assert!(
         report.spans.max_queued <= QUEUE,
@@ -434,6 +400,152 @@ fn a_collector_killed_mid_run_slows_nothing_and_delivery_resumes() {
         !report.delivered(),
         "the losses are reported at shutdown: {report}"
     );
+}
+
+/// (6b): the collector hangs (stopped, its ports still accepting) and comes
+/// back: exports time out instead of failing fast. Ending spans never blocks,
+/// the hung exports are counted, shutdown keeps its deadline, and delivery
+/// resumes once the collector answers again.
+#[test]
+fn a_hung_collector_slows_nothing_and_delivery_resumes() {
+    let _serial = serial();
+    const QUEUE: usize = 1_000;
+    let rotel = Rotel::start("hung");
+    let config = otlp_config(
+        rotel.grpc_endpoint(),
+        "grpc",
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", QUEUE.to_string()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "500".to_owned()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "500".to_owned()),
+        ],
+    );
+    let pipeline = Pipeline::new(&config).unwrap();
+    let stats = pipeline.span_stats();
+    let load = Load::start(pipeline.tracer_provider());
+    std::thread::sleep(Duration::from_secs(1));
+    let before = stats.snapshot();
+
+    rotel.freeze();
+    load.phase("hung");
+    std::thread::sleep(Duration::from_secs(3));
+    let while_hung = stats.snapshot();
+    rotel.thaw();
+    load.phase("after");
+    let resumed = rotel.wait_for("spans", ARRIVAL, |l| !named(l, "after-").is_empty());
+    std::thread::sleep(Duration::from_secs(1));
+    let ends = load.stop();
+    let deadline = Duration::from_secs(3);
+    let report = pipeline.shutdown(deadline);
+    eprintln!(
+        "hung collector: {ends}, before {before:?}, while hung {while_hung:?}, final {report}"
+    );
+
+    ends.check();
+    assert!(before.exported > 0, "delivery before the hang: {before:?}");
+    assert!(
+        while_hung.failed + while_hung.dropped > before.failed + before.dropped,
+        "hung exports are counted as failed: {while_hung:?}"
+    );
+    assert!(
+        report.spans.max_queued <= QUEUE,
+        "queue grew to {}",
+        report.spans.max_queued
+    );
+    assert!(
+        !named(&resumed, "after-").is_empty(),
+        "delivery resumed after the collector came back"
+    );
+    assert!(report.spans.exported > while_hung.exported, "{report}");
+    assert!(
+        report.elapsed < deadline + Duration::from_millis(500),
+        "shutdown kept its deadline: {report}"
+    );
+    assert!(!report.delivered(), "the losses are reported: {report}");
+}
+
+/// A steady load of 2,000 spans a second on another thread, timing every
+/// span end; the current phase goes into the span names.
+struct Load {
+    phase: Arc<std::sync::Mutex<&'static str>>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Duration>>,
+}
+
+impl Load {
+    fn start(provider: SdkTracerProvider) -> Load {
+        let phase = Arc::new(std::sync::Mutex::new("before"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (phase, stop) = (Arc::clone(&phase), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let tracer = provider.tracer("load");
+                let mut times = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let name = format!("{}-{}", *phase.lock().unwrap(), times.len());
+                    let span = tracer.start(name);
+                    let started = Instant::now();
+                    drop(span);
+                    times.push(started.elapsed());
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                times
+            })
+        };
+        Load {
+            phase,
+            stop,
+            thread,
+        }
+    }
+
+    fn phase(&self, phase: &'static str) {
+        *self.phase.lock().unwrap() = phase;
+    }
+
+    /// Stops the load; returns how long its span ends took.
+    fn stop(self) -> Ends {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut times = self.thread.join().unwrap();
+        times.sort();
+        Ends(times)
+    }
+}
+
+/// The durations of the load's span ends, sorted.
+struct Ends(Vec<Duration>);
+
+impl Ends {
+    fn slowest(&self) -> Duration {
+        self.0.last().copied().unwrap_or_default()
+    }
+
+    /// No span end blocked on the export.
+    fn check(&self) {
+        let slowest = self.slowest();
+        assert!(
+            slowest < Duration::from_millis(50),
+            "span end blocked for {slowest:?}"
+        );
+    }
+}
+
+impl std::fmt::Display for Ends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ended = self.0.len();
+        let p99 = self.0.get(ended * 99 / 100).copied().unwrap_or_default();
+        let over_10ms = self
+            .0
+            .iter()
+            .filter(|t| **t > Duration::from_millis(10))
+            .count();
+        write!(
+            f,
+            "{ended} spans ended, slowest end {:?} (p99 {p99:?}, {over_10ms} over 10 ms)",
+            self.slowest()
+        )
+    }
 }
 
 /// Heap bytes a queued span may cost, with room for the copy its export

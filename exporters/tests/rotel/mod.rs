@@ -202,6 +202,28 @@ impl Rotel {
         }
     }
 
+    /// Stops the collector without killing it (SIGSTOP): its ports still
+    /// accept connections, which the kernel queues, and nothing answers, as
+    /// with an overloaded or hung collector.
+    pub(crate) fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen collector run again (SIGCONT).
+    pub(crate) fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("rotel is running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill {signal} rotel: {status}");
+    }
+
     /// Restarts a killed collector on the same ports.
     pub(crate) fn restart(&mut self) {
         self.kill();
