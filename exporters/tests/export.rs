@@ -363,13 +363,9 @@ fn a_collector_killed_mid_run_slows_nothing_and_delivery_resumes() {
 
     let load = Load::start(provider);
     std::thread::sleep(Duration::from_secs(1));
-    // The heap is measured from here, with the queue near empty; the load
-    // fills it within the first second of the collector's death.
-    let baseline = heap::reset_peak();
     rotel.kill();
     load.phase("dead");
     std::thread::sleep(Duration::from_secs(1));
-    let memory = pour(&pipeline.tracer_provider(), &stats, baseline, 20 * QUEUE);
     std::thread::sleep(Duration::from_secs(2));
     let while_dead = stats.snapshot();
     rotel.restart();
@@ -381,7 +377,6 @@ fn a_collector_killed_mid_run_slows_nothing_and_delivery_resumes() {
     eprintln!("killed collector: {ends}, while dead {while_dead:?}, final {report}");
 
     ends.check();
-    memory.check(QUEUE);
     assert!(
         report.spans.max_queued <= QUEUE,
         "queue grew to {}",
@@ -427,9 +422,14 @@ fn a_hung_collector_slows_nothing_and_delivery_resumes() {
     std::thread::sleep(Duration::from_secs(1));
     let before = stats.snapshot();
 
+    // The heap is measured from here, with the queue near empty; the load
+    // fills it within the first second of the hang.
+    let baseline = heap::reset_peak();
     rotel.freeze();
     load.phase("hung");
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(1));
+    let memory = pour(&pipeline.tracer_provider(), &stats, baseline, 20 * QUEUE);
+    std::thread::sleep(Duration::from_secs(2));
     let while_hung = stats.snapshot();
     rotel.thaw();
     load.phase("after");
@@ -443,6 +443,7 @@ fn a_hung_collector_slows_nothing_and_delivery_resumes() {
     );
 
     ends.check();
+    memory.check(QUEUE);
     assert!(before.exported > 0, "delivery before the hang: {before:?}");
     assert!(
         while_hung.failed + while_hung.dropped > before.failed + before.dropped,
@@ -599,7 +600,7 @@ impl Growth {
     fn check(&self, queue: usize) {
         let bound = queue * SPAN_BUDGET;
         eprintln!(
-            "heap with the collector dead: {} spans held, {} B over the baseline ({} B per held span), \
+            "heap with the collector hung: {} spans held, {} B over the baseline ({} B per held span), \
              peak {} B; after {} more spans ended ({} lost) peak {} B; bound {bound} B",
             self.held,
             self.held_bytes,

@@ -4,6 +4,14 @@
 //! gRPC exporters open their channel lazily, so building one never waits for
 //! the collector; they must be built inside a tokio runtime context, the one
 //! that later drives their exports.
+//!
+//! Spans over gRPC use Baton's own encoder ([`GrpcSpanExporter`]); the rest
+//! is `opentelemetry-otlp`'s.
+
+mod encode;
+mod grpc;
+
+pub use grpc::GrpcSpanExporter;
 
 use std::collections::HashMap;
 
@@ -13,14 +21,64 @@ use opentelemetry_otlp::{
     ExporterBuildError, LogExporter, MetricExporter, SpanExporter, WithExportConfig,
     WithHttpConfig, WithTonicConfig,
 };
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::SpanData;
 
 use crate::config::{Compression, OtlpSignal, Protocol};
 
 /// An OTLP span exporter for `signal` (gRPC or HTTP/protobuf).
-pub fn span_exporter(signal: &OtlpSignal) -> Result<SpanExporter, ExporterBuildError> {
-    match signal.protocol {
-        Protocol::Grpc => tonic(SpanExporter::builder().with_tonic(), signal)?.build(),
-        Protocol::HttpProtobuf => http(SpanExporter::builder().with_http(), signal).build(),
+pub fn span_exporter(signal: &OtlpSignal) -> Result<OtlpSpanExporter, ExporterBuildError> {
+    Ok(match signal.protocol {
+        Protocol::Grpc => OtlpSpanExporter::Grpc(
+            GrpcSpanExporter::new(
+                &signal.endpoint,
+                signal.timeout,
+                metadata(signal)?,
+                signal.compression == Compression::Gzip,
+            )
+            .map_err(|error| {
+                ExporterBuildError::InvalidConfiguration(format!(
+                    "endpoint {:?}: {error}",
+                    signal.endpoint
+                ))
+            })?,
+        ),
+        Protocol::HttpProtobuf => {
+            OtlpSpanExporter::Http(http(SpanExporter::builder().with_http(), signal).build()?)
+        }
+    })
+}
+
+/// The span exporter of one protocol.
+#[derive(Debug)]
+pub enum OtlpSpanExporter {
+    /// OTLP/gRPC, encoded by Baton.
+    Grpc(GrpcSpanExporter),
+    /// OTLP/HTTP with protobuf, `opentelemetry-otlp`'s.
+    Http(SpanExporter),
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for OtlpSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        match self {
+            Self::Grpc(exporter) => exporter.export(batch).await,
+            Self::Http(exporter) => exporter.export(batch).await,
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
+        match self {
+            Self::Grpc(exporter) => exporter.shutdown_with_timeout(timeout),
+            Self::Http(exporter) => exporter.shutdown_with_timeout(timeout),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            Self::Grpc(exporter) => exporter.set_resource(resource),
+            Self::Http(exporter) => exporter.set_resource(resource),
+        }
     }
 }
 
@@ -45,6 +103,19 @@ fn tonic<B: WithExportConfig + WithTonicConfig>(
     builder: B,
     signal: &OtlpSignal,
 ) -> Result<B, ExporterBuildError> {
+    let mut builder = builder
+        .with_endpoint(signal.endpoint.clone())
+        .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+        .with_timeout(signal.timeout)
+        .with_metadata(metadata(signal)?);
+    if signal.compression == Compression::Gzip {
+        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+    }
+    Ok(builder)
+}
+
+/// `signal`'s headers as gRPC metadata.
+fn metadata(signal: &OtlpSignal) -> Result<MetadataMap, ExporterBuildError> {
     let mut headers = HeaderMap::new();
     for (name, value) in signal.headers.iter() {
         // The configuration already checked names and values as HTTP
@@ -58,16 +129,7 @@ fn tonic<B: WithExportConfig + WithTonicConfig>(
         let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
         headers.insert(name, value);
     }
-    let metadata = MetadataMap::from_headers(headers);
-    let mut builder = builder
-        .with_endpoint(signal.endpoint.clone())
-        .with_protocol(opentelemetry_otlp::Protocol::Grpc)
-        .with_timeout(signal.timeout)
-        .with_metadata(metadata);
-    if signal.compression == Compression::Gzip {
-        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
-    }
-    Ok(builder)
+    Ok(MetadataMap::from_headers(headers))
 }
 
 fn http<B: WithExportConfig + WithHttpConfig>(builder: B, signal: &OtlpSignal) -> B {
