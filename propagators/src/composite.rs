@@ -87,6 +87,28 @@ impl Propagator for CompositePropagator {
         }
     }
 
+    fn extract_from_header_map(
+        &self,
+        cx: &Context,
+        headers: &http::HeaderMap,
+        dropped: &mut Vec<Dropped>,
+    ) -> Context {
+        self.propagators.iter().fold(cx.clone(), |cx, p| {
+            p.extract_from_header_map(&cx, headers, dropped)
+        })
+    }
+
+    fn inject_into_header_map(
+        &self,
+        cx: &Context,
+        headers: &mut http::HeaderMap,
+        dropped: &mut Vec<Dropped>,
+    ) {
+        for p in &self.propagators {
+            p.inject_into_header_map(cx, headers, dropped);
+        }
+    }
+
     fn field_names(&self) -> &[String] {
         &self.fields
     }

@@ -16,7 +16,10 @@
 //!   `OTEL_PROPAGATORS` (`tracecontext,baggage,b3,b3multi,jaeger,none`).
 //! - Carriers: [`HeaderCarrier`]/[`HeaderCarrierMut`] for `http::HeaderMap`
 //!   (every line of a repeated header), [`MetadataCarrier`]/[`MetadataCarrierMut`]
-//!   for tonic metadata.
+//!   for tonic metadata. [`Propagator::extract_from_header_map`] and
+//!   [`Propagator::inject_into_header_map`] read and write an
+//!   `http::HeaderMap` directly (the trace-context fast path, also through a
+//!   [`CompositePropagator`]); Baton's middleware uses them.
 //!
 //! Every propagator implements `opentelemetry::propagation::TextMapPropagator`,
 //! so it drops into `opentelemetry::global::set_text_map_propagator`, and

@@ -96,6 +96,31 @@ pub trait Propagator: Send + Sync + std::fmt::Debug {
         dropped: &mut Vec<Dropped>,
     );
 
+    /// [`extract_reporting`](Self::extract_reporting) from an
+    /// `http::HeaderMap` (a tonic `MetadataMap` is one underneath). The
+    /// default reads through [`HeaderCarrier`](crate::HeaderCarrier);
+    /// propagators override it to skip that indirection's allocations.
+    fn extract_from_header_map(
+        &self,
+        cx: &Context,
+        headers: &http::HeaderMap,
+        dropped: &mut Vec<Dropped>,
+    ) -> Context {
+        self.extract_reporting(cx, &crate::HeaderCarrier(headers), dropped)
+    }
+
+    /// [`inject_reporting`](Self::inject_reporting) into an
+    /// `http::HeaderMap`; the default writes through
+    /// [`HeaderCarrierMut`](crate::HeaderCarrierMut).
+    fn inject_into_header_map(
+        &self,
+        cx: &Context,
+        headers: &mut http::HeaderMap,
+        dropped: &mut Vec<Dropped>,
+    ) {
+        self.inject_reporting(cx, &mut crate::HeaderCarrierMut(headers), dropped);
+    }
+
     /// The header names this propagator reads and writes (for
     /// `TextMapPropagator::fields`, which wants `String`s: keep them in a
     /// `static LazyLock<[String; N]>`).

@@ -226,3 +226,70 @@ proptest! {
         prop_assert_eq!(found(&again), found(&cx));
     }
 }
+
+fn w3c() -> CompositePropagator {
+    CompositePropagator::default()
+        .push(baton_propagators::TraceContextPropagator::new())
+        .push(baton_propagators::BaggagePropagator::new())
+}
+
+/// Everything a context extracted by `w3c()` carries that tests compare.
+type Extracted = (
+    Option<(String, String, bool, String)>,
+    Vec<(String, String)>,
+);
+
+fn extracted(cx: &Context) -> Extracted {
+    let span = cx.span();
+    let sc = span.span_context();
+    let trace = sc.is_valid().then(|| {
+        (
+            sc.trace_id().to_string(),
+            sc.span_id().to_string(),
+            sc.is_sampled(),
+            sc.trace_state().header(),
+        )
+    });
+    let mut baggage: Vec<(String, String)> = cx
+        .baggage()
+        .iter()
+        .map(|(k, (v, _))| (k.to_string(), v.to_string()))
+        .collect();
+    baggage.sort();
+    (trace, baggage)
+}
+
+fn header_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (any::<u128>(), any::<u64>(), 0..4_u8)
+            .prop_map(|(t, s, f)| format!("00-{t:032x}-{s:016x}-{f:02x}")),
+        "[a-z]{1,6}=[a-z0-9]{0,6}(,[a-z@]{1,6}=[a-z0-9%;]{0,6}){0,3}",
+        "[ -~]{0,60}",
+    ]
+}
+
+proptest! {
+    /// The `HeaderMap` fast paths the middleware uses agree with the
+    /// `Extractor`/`Injector` paths on any input.
+    #[test]
+    fn header_map_paths_agree_with_carriers(
+        lines in proptest::collection::vec(
+            (prop_oneof![Just("traceparent"), Just("tracestate"), Just("baggage")], header_value()),
+            0..5,
+        ),
+    ) {
+        let lines: Vec<(&str, &str)> = lines.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let map = headers(&lines);
+        let propagator = w3c();
+        let (mut slow_dropped, mut fast_dropped) = (Vec::new(), Vec::new());
+        let slow = propagator.extract_reporting(&Context::new(), &HeaderCarrier(&map), &mut slow_dropped);
+        let fast = propagator.extract_from_header_map(&Context::new(), &map, &mut fast_dropped);
+        prop_assert_eq!(extracted(&fast), extracted(&slow));
+        prop_assert_eq!(fast_dropped, slow_dropped);
+
+        let (mut slow_out, mut fast_out) = (HeaderMap::new(), HeaderMap::new());
+        propagator.inject_reporting(&slow, &mut HeaderCarrierMut(&mut slow_out), &mut Vec::new());
+        propagator.inject_into_header_map(&slow, &mut fast_out, &mut Vec::new());
+        prop_assert_eq!(fast_out, slow_out);
+    }
+}

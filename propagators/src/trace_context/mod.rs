@@ -89,22 +89,7 @@ impl TraceContextPropagator {
     /// `tracestate` allocates only when present. Drops are logged at debug level.
     pub fn extract_from_headers(&self, cx: &Context, headers: &HeaderMap) -> Context {
         let mut dropped = Vec::new();
-        // The same lines `HeaderCarrier::get_all` returns, without the `Vec`.
-        let lines = headers
-            .get_all(TRACEPARENT_NAME)
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let carrier = HeaderCarrier(headers);
-        let tracestate = || {
-            // A single line is borrowed without the `Vec` of `get_all`.
-            let mut lines = headers.get_all(TRACESTATE_NAME).iter();
-            match (lines.next().map(HeaderValue::to_str), lines.next()) {
-                (None, _) => None,
-                (Some(Ok(line)), None) => Some(Cow::Borrowed(line)),
-                _ => combined(&carrier, TRACESTATE),
-            }
-        };
-        let cx = extract(cx, single(lines), tracestate, &mut dropped);
+        let cx = self.extract_from_header_map(cx, headers, &mut dropped);
         log_dropped("extract", &dropped);
         cx
     }
@@ -116,20 +101,7 @@ impl TraceContextPropagator {
     /// are logged at debug level.
     pub fn inject_into_headers(&self, cx: &Context, headers: &mut HeaderMap) {
         let mut dropped = Vec::new();
-        if let Some((traceparent, tracestate)) = outgoing(cx, &mut dropped) {
-            if let Ok(mut value) = HeaderValue::from_bytes(&traceparent) {
-                never_index(&mut value);
-                headers.insert(TRACEPARENT_NAME, value);
-            }
-            match HeaderValue::try_from(tracestate) {
-                Ok(value) if !value.is_empty() => {
-                    headers.insert(TRACESTATE_NAME, value);
-                }
-                _ => {
-                    headers.remove(TRACESTATE_NAME);
-                }
-            }
-        }
+        self.inject_into_header_map(cx, headers, &mut dropped);
         log_dropped("inject", &dropped);
     }
 }
@@ -161,6 +133,52 @@ impl Propagator for TraceContextPropagator {
             // sending them" (#tracestate-header-field-values).
             if !tracestate.is_empty() {
                 injector.set(TRACESTATE, tracestate);
+            }
+        }
+    }
+
+    fn extract_from_header_map(
+        &self,
+        cx: &Context,
+        headers: &HeaderMap,
+        dropped: &mut Vec<Dropped>,
+    ) -> Context {
+        // The same lines `HeaderCarrier::get_all` returns, without the `Vec`.
+        let lines = headers
+            .get_all(TRACEPARENT_NAME)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let carrier = HeaderCarrier(headers);
+        let tracestate = || {
+            // A single line is borrowed without the `Vec` of `get_all`.
+            let mut lines = headers.get_all(TRACESTATE_NAME).iter();
+            match (lines.next().map(HeaderValue::to_str), lines.next()) {
+                (None, _) => None,
+                (Some(Ok(line)), None) => Some(Cow::Borrowed(line)),
+                _ => combined(&carrier, TRACESTATE),
+            }
+        };
+        extract(cx, single(lines), tracestate, dropped)
+    }
+
+    fn inject_into_header_map(
+        &self,
+        cx: &Context,
+        headers: &mut HeaderMap,
+        dropped: &mut Vec<Dropped>,
+    ) {
+        if let Some((traceparent, tracestate)) = outgoing(cx, dropped) {
+            if let Ok(mut value) = HeaderValue::from_bytes(&traceparent) {
+                never_index(&mut value);
+                headers.insert(TRACEPARENT_NAME, value);
+            }
+            match HeaderValue::try_from(tracestate) {
+                Ok(value) if !value.is_empty() => {
+                    headers.insert(TRACESTATE_NAME, value);
+                }
+                _ => {
+                    headers.remove(TRACESTATE_NAME);
+                }
             }
         }
     }

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use baton_propagators::{Dropped, HeaderCarrier, HeaderCarrierMut, Propagator};
+use baton_propagators::{Dropped, Propagator};
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::{Histogram, MeterProvider};
-use opentelemetry::propagation::Injector;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute::{
@@ -73,18 +72,16 @@ impl Telemetry {
     /// The context `headers` carry, on top of the current one.
     pub(crate) fn extract(&self, headers: &http::HeaderMap) -> Context {
         let mut dropped = Vec::new();
-        let cx = self.propagator.extract_reporting(
-            &Context::current(),
-            &HeaderCarrier(headers),
-            &mut dropped,
-        );
+        let cx =
+            self.propagator
+                .extract_from_header_map(&Context::current(), headers, &mut dropped);
         log_dropped("extract", &dropped);
         cx
     }
 
     /// Writes `cx` into `headers`.
     pub(crate) fn inject(&self, cx: &Context, headers: &mut http::HeaderMap) {
-        inject(&*self.propagator, cx, &mut HeaderCarrierMut(headers));
+        inject(&*self.propagator, cx, headers);
     }
 
     /// Starts the span for a call to `path` as a child of `parent`.
@@ -131,9 +128,9 @@ impl Telemetry {
 }
 
 /// Writes `cx` with `propagator`, logging what it leaves out.
-pub(crate) fn inject(propagator: &dyn Propagator, cx: &Context, injector: &mut dyn Injector) {
+pub(crate) fn inject(propagator: &dyn Propagator, cx: &Context, headers: &mut http::HeaderMap) {
     let mut dropped = Vec::new();
-    propagator.inject_reporting(cx, injector, &mut dropped);
+    propagator.inject_into_header_map(cx, headers, &mut dropped);
     log_dropped("inject", &dropped);
 }
 

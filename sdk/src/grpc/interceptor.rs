@@ -31,7 +31,7 @@
 
 use std::sync::Arc;
 
-use baton_propagators::{MetadataCarrierMut, Propagator};
+use baton_propagators::Propagator;
 use opentelemetry::Context;
 use tonic::service::Interceptor;
 
@@ -76,11 +76,7 @@ impl Interceptor for InjectInterceptor {
     ) -> Result<tonic::Request<()>, tonic::Status> {
         // Called where the request is made, so the current context is the caller's.
         let cx = Context::current();
-        inject(
-            &*self.propagator,
-            &cx,
-            &mut MetadataCarrierMut(request.metadata_mut()),
-        );
+        inject(&*self.propagator, &cx, request.metadata_mut().as_mut());
         RequestId::inject(&cx, request.metadata_mut().as_mut());
         Ok(request)
     }

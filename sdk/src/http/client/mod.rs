@@ -46,7 +46,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use baton_propagators::{HeaderCarrierMut, Propagator};
+use baton_propagators::Propagator;
 use http::Extensions;
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::global::BoxedTracer;
@@ -208,16 +208,16 @@ impl HttpClientMiddleware {
     /// Injects `cx` into `req`'s headers, without baggage unless the host may have it.
     fn inject(&self, cx: &Context, req: &mut Request) {
         let with_baggage = cx.baggage().is_empty() || self.sends_baggage(req.url());
-        let mut carrier = HeaderCarrierMut(req.headers_mut());
+        let headers = req.headers_mut();
         let mut dropped = Vec::new();
         if with_baggage {
             self.propagator
-                .inject_reporting(cx, &mut carrier, &mut dropped);
+                .inject_into_header_map(cx, headers, &mut dropped);
         } else {
             // The propagator's baggage part injects nothing for empty baggage.
             let cx = cx.with_cleared_baggage();
             self.propagator
-                .inject_reporting(&cx, &mut carrier, &mut dropped);
+                .inject_into_header_map(&cx, headers, &mut dropped);
         }
         telemetry::log_dropped("outgoing request", &dropped);
         crate::request_id::RequestId::inject(cx, req.headers_mut());

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use baton_propagators::HeaderCarrier;
 use http::header::{HOST, USER_AGENT};
 use http::request::Parts;
 use http::uri::Authority;
@@ -42,11 +41,10 @@ impl Recording {
     pub(crate) fn start(layer: &HttpServerLayer, parts: &Parts) -> (Context, Self) {
         let current = crate::current();
         let mut dropped = Vec::new();
-        let incoming = layer.propagator.extract_reporting(
-            &current,
-            &HeaderCarrier(&parts.headers),
-            &mut dropped,
-        );
+        let incoming =
+            layer
+                .propagator
+                .extract_from_header_map(&current, &parts.headers, &mut dropped);
         telemetry::log_dropped("incoming request", &dropped);
 
         let mut attributes = Vec::with_capacity(10);
