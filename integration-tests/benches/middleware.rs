@@ -40,16 +40,14 @@ use baton::grpc::client::GrpcClientLayer;
 use baton::http::server::HttpServerLayer;
 use baton_exporters::config::Bsp;
 use baton_exporters::pipeline::BatchSpanProcessor;
-use baton_testkit::{EchoClient, EchoRequest, EchoServer, UnaryEcho};
+use baton_testkit::{Discard, EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use cpu_time::ThreadTime;
 use criterion::Criterion;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use tonic::transport::server::TcpIncoming;
@@ -75,31 +73,6 @@ impl SpanExporter for CountingExporter {
     }
 }
 
-/// A metric exporter that drops everything: recording (aggregation) is the
-/// request-path cost; collection runs on the reader's thread every minute.
-struct NullMetrics;
-
-impl PushMetricExporter for NullMetrics {
-    fn export(
-        &self,
-        _: &ResourceMetrics,
-    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
-        std::future::ready(Ok(()))
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
-    }
-}
-
 /// What every instrumented variant shares.
 struct Telemetry {
     tracer_provider: SdkTracerProvider,
@@ -121,7 +94,7 @@ impl Telemetry {
             .with_span_processor(processor)
             .build();
         let meter_provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(NullMetrics).build())
+            .with_reader(PeriodicReader::builder(Discard).build())
             .build();
         let subscriber = Dispatch::new(
             tracing_subscriber::registry()

@@ -1,5 +1,6 @@
 //! A small gRPC service for Baton's tests: `baton.test.Echo`, with a unary
-//! call, a server-streaming call and a call that fails.
+//! call, a server-streaming call and a call that fails; and [`Discard`], an
+//! exporter for overhead measurements.
 
 /// The generated messages, client and server for `baton.test`.
 #[allow(missing_docs, unreachable_pub, clippy::all, reason = "generated code")]
@@ -44,5 +45,43 @@ impl Echo for UnaryEcho {
         _: tonic::Request<EchoRequest>,
     ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
         Err(tonic::Status::unimplemented("unary only"))
+    }
+}
+
+/// A span and metric exporter that drops everything: what recording costs,
+/// without the cost of sending it anywhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Discard;
+
+impl opentelemetry_sdk::trace::SpanExporter for Discard {
+    async fn export(
+        &self,
+        _: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for Discard {
+    async fn export(
+        &self,
+        _: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(
+        &self,
+        _: std::time::Duration,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        opentelemetry_sdk::metrics::Temporality::Cumulative
     }
 }

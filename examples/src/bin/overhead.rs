@@ -33,18 +33,15 @@ use baton::http::server::HttpServerLayer;
 use baton_exporters::Config;
 use baton_exporters::config::Bsp;
 use baton_exporters::pipeline::{BatchSpanProcessor, Pipeline, PipelineStats, StatsSnapshot};
-use baton_testkit::{EchoClient, EchoRequest, EchoServer, UnaryEcho};
+use baton_testkit::{Discard, EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::net::{TcpListener, TcpStream};
 use tonic::codegen::StdError;
 use tonic::transport::Endpoint;
@@ -359,34 +356,6 @@ impl Telemetry {
                 Ok(self.spans.snapshot())
             }
         }
-    }
-}
-
-/// An exporter of spans and metrics that drops them.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
-        Ok(())
-    }
-}
-
-impl PushMetricExporter for Discard {
-    async fn export(&self, _: &ResourceMetrics) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
     }
 }
 
