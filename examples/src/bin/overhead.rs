@@ -76,6 +76,15 @@ fn main() -> Result<(), BoxError> {
         Some(n) => n.parse()?,
         None => DEFAULT_REQUESTS,
     };
+    // For profiling one phase alone.
+    if let Some(only) = args.next() {
+        let variant = Variant::ALL
+            .into_iter()
+            .find(|v| v.name() == only)
+            .ok_or("the variant is one of uninstrumented, baton, tracing-opentelemetry")?;
+        run(variant, &collector, requests)?.print(variant.name());
+        return Ok(());
+    }
 
     let plain = run(Variant::Uninstrumented, &collector, requests)?;
     plain.print(Variant::Uninstrumented.name());
@@ -103,6 +112,12 @@ enum Variant {
 }
 
 impl Variant {
+    const ALL: [Variant; 3] = [
+        Variant::Uninstrumented,
+        Variant::Baton,
+        Variant::TracingOtel,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Variant::Uninstrumented => "uninstrumented",
