@@ -18,6 +18,7 @@ use crate::report::{DropReason, Dropped, Propagator, text_map_propagator};
 use crate::{carrier, percent};
 
 const HEADER: &str = "baggage";
+const HEADER_NAME: http::HeaderName = http::HeaderName::from_static(HEADER);
 static FIELDS: LazyLock<[String; 1]> = LazyLock::new(|| [HEADER.to_owned()]);
 
 /// §3.3.2: at least 64 list-members must be propagated. OpenTelemetry's
@@ -102,6 +103,20 @@ impl Propagator for BaggagePropagator {
         } else {
             cx.with_baggage(baggage)
         }
+    }
+
+    fn extract_from_header_map(
+        &self,
+        cx: &Context,
+        headers: &http::HeaderMap,
+        dropped: &mut Vec<Dropped>,
+    ) -> Context {
+        // Most requests carry no baggage: a lookup by a prebuilt name spares
+        // parsing the name out of a `&str` for each of them.
+        if !headers.contains_key(HEADER_NAME) {
+            return cx.clone();
+        }
+        self.extract_reporting(cx, &carrier::HeaderCarrier(headers), dropped)
     }
 
     fn inject_reporting(

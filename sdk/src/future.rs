@@ -27,7 +27,10 @@ pin_project! {
     impl<T> PinnedDrop for Run<T> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            poll_scope(this.cx, || this.inner.set(None));
+            // A finished one was dropped already, inside its last poll.
+            if this.inner.is_some() {
+                poll_scope(this.cx, || this.inner.set(None));
+            }
         }
     }
 }
@@ -50,11 +53,20 @@ impl<F: Future> Future for Run<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        poll_scope(this.cx, || match this.inner.as_pin_mut() {
-            Some(inner) => inner.poll(task),
-            // Only `drop` empties `inner`, and nothing polls a dropped value.
-            None => Poll::Pending,
+        let mut this = self.project();
+        poll_scope(this.cx, || {
+            let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+                // Finished: polled again only by a caller breaking the
+                // `Future` contract.
+                return Poll::Pending;
+            };
+            let polled = inner.poll(task);
+            if polled.is_ready() {
+                // Dropped now, still in the context, rather than entering it
+                // once more just to drop it later.
+                this.inner.set(None);
+            }
+            polled
         })
     }
 }
@@ -63,10 +75,17 @@ impl<S: Stream> Stream for Run<S> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
-        let this = self.project();
-        poll_scope(this.cx, || match this.inner.as_pin_mut() {
-            Some(inner) => inner.poll_next(task),
-            None => Poll::Ready(None),
+        let mut this = self.project();
+        poll_scope(this.cx, || {
+            let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+                return Poll::Ready(None);
+            };
+            let polled = inner.poll_next(task);
+            if let Poll::Ready(None) = polled {
+                // Ended: dropped now, as a finished future is.
+                this.inner.set(None);
+            }
+            polled
         })
     }
 

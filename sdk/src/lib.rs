@@ -103,6 +103,8 @@
 
 mod context;
 mod future;
+#[cfg(any(feature = "http", feature = "grpc"))]
+mod intern;
 mod local;
 mod task;
 

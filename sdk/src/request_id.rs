@@ -6,18 +6,24 @@
 use std::cell::Cell;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 
-use crate::Local;
+use http::HeaderValue;
+
+use crate::context::with_current;
 
 /// The header that carries a request id.
 pub const HEADER: &str = "x-request-id";
+/// [`HEADER`] prebuilt: a lookup by `&str` parses the name every time.
+pub(crate) static HEADER_NAME: http::HeaderName = http::HeaderName::from_static(HEADER);
 
 /// A request id. Cheap to clone.
+///
+/// Kept as the header value it travels as: an incoming id is reused without
+/// a copy, and echoing or sending it on costs a reference count. It is its
+/// own context entry rather than a [`Local`](crate::Local), whose shared
+/// entry would be copied on every request just to add it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RequestId(Arc<str>);
-
-static REQUEST_ID: Local<RequestId> = Local::new();
+pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// Longest incoming id reused; a longer one is replaced, not echoed.
@@ -27,12 +33,9 @@ impl RequestId {
     /// [`MAX_LEN`](Self::MAX_LEN) characters of `A-Z a-z 0-9 - _ . : /`.
     /// Anything else came from outside and is not worth the risk.
     pub fn parse(value: &str) -> Option<Self> {
-        let ok = !value.is_empty()
-            && value.len() <= Self::MAX_LEN
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
-        ok.then(|| RequestId(value.into()))
+        safe(value.as_bytes())
+            .then(|| HeaderValue::from_str(value).ok().map(RequestId))
+            .flatten()
     }
 
     /// A fresh random id: 32 lowercase hex digits.
@@ -45,23 +48,30 @@ impl RequestId {
         for (i, digit) in text.iter_mut().enumerate() {
             *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
         }
-        // Hex digits are ASCII; the fallback is never taken.
-        RequestId(std::str::from_utf8(&text).unwrap_or_default().into())
+        // Hex digits are a valid header value; the fallback is never taken.
+        RequestId(HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("0")))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only safe ASCII gets in: the fallback is never taken.
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as a header value.
+    #[cfg_attr(not(any(feature = "http", feature = "grpc")), allow(dead_code))]
+    pub(crate) fn header_value(&self) -> HeaderValue {
+        self.0.clone()
     }
 
     /// The current context's request id.
     pub fn current() -> Option<Self> {
-        REQUEST_ID.get()
+        with_current(|cx| cx.get::<RequestId>().cloned())
     }
 
     /// `cx` with this request id.
     pub fn set_in(self, cx: &opentelemetry::Context) -> opentelemetry::Context {
-        REQUEST_ID.set_in(cx, self)
+        cx.with_value(self)
     }
 
     /// The request id of an incoming request: its `x-request-id` when
@@ -70,9 +80,9 @@ impl RequestId {
     #[cfg_attr(not(any(feature = "http", feature = "grpc")), allow(dead_code))]
     pub(crate) fn from_headers(headers: &http::HeaderMap) -> Self {
         headers
-            .get(HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(RequestId::parse)
+            .get(&HEADER_NAME)
+            .filter(|value| safe(value.as_bytes()))
+            .map(|value| RequestId(value.clone()))
             .unwrap_or_else(RequestId::generate)
     }
 
@@ -80,24 +90,30 @@ impl RequestId {
     /// they already carry one (set by the caller on purpose).
     #[cfg_attr(not(any(feature = "http", feature = "grpc")), allow(dead_code))]
     pub(crate) fn inject(cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
-        let Some(id) = REQUEST_ID.get_in(cx) else {
+        let Some(id) = cx.get::<RequestId>() else {
             return;
         };
-        if headers.contains_key(HEADER) {
+        if headers.contains_key(&HEADER_NAME) {
             return;
         }
-        // Parsed or generated ids are valid header values; `ok()` only
-        // avoids a panic path.
-        if let Ok(mut value) = http::HeaderValue::from_str(id.as_str()) {
-            baton_propagators::never_index(&mut value);
-            headers.insert(HEADER, value);
-        }
+        let mut value = id.header_value();
+        baton_propagators::never_index(&mut value);
+        headers.insert(HEADER_NAME.clone(), value);
     }
+}
+
+/// Whether `id` is a request id worth reusing: see [`RequestId::parse`].
+fn safe(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= RequestId::MAX_LEN
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(b))
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

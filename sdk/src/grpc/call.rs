@@ -1,13 +1,15 @@
 //! One gRPC call as both layers see it: the span, the status, what the end
 //! records. The server and the client differ only in [`Side`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use baton_propagators::{Dropped, Propagator};
-use opentelemetry::global::BoxedTracer;
-use opentelemetry::metrics::{Histogram, MeterProvider};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry::trace::{
+    SpanBuilder, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
+};
 use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, RPC_METHOD, RPC_METHOD_ORIGINAL, RPC_RESPONSE_STATUS_CODE, RPC_SYSTEM_NAME,
@@ -18,12 +20,15 @@ use opentelemetry_semantic_conventions::metric::{
 };
 use tonic::Code;
 
+use crate::metrics::{Duration, LayerTracer};
+
 /// `rpc.system.name` for gRPC.
 const GRPC: &str = "grpc";
 /// `rpc.method` (and `error.type`) when the value is not a recognised one.
 const OTHER: &str = "_OTHER";
-/// The header (or trailer) that carries the call's status.
-const GRPC_STATUS: &str = "grpc-status";
+/// The header (or trailer) that carries the call's status; prebuilt, as a
+/// lookup by `&str` parses the name every time.
+static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// Which end of the call a layer instruments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,8 +41,8 @@ pub(crate) enum Side {
 #[derive(Clone, Debug)]
 pub(crate) struct Telemetry {
     side: Side,
-    tracer: Arc<BoxedTracer>,
-    duration: Histogram<f64>,
+    tracer: LayerTracer,
+    duration: Duration,
     propagator: Arc<dyn Propagator>,
 }
 
@@ -46,7 +51,7 @@ impl Telemetry {
     pub(crate) fn new(side: Side) -> Self {
         Telemetry {
             side,
-            tracer: Arc::new(crate::metrics::global_tracer()),
+            tracer: crate::metrics::global_tracer(),
             duration: duration(side, &crate::metrics::meter()),
             propagator: crate::propagation::get(),
         }
@@ -58,7 +63,7 @@ impl Telemetry {
         P::Tracer: Send + Sync + 'static,
         <P::Tracer as Tracer>::Span: Send + Sync + 'static,
     {
-        self.tracer = Arc::new(crate::metrics::tracer(provider));
+        self.tracer = crate::metrics::tracer(provider);
     }
 
     pub(crate) fn set_meter_provider(&mut self, provider: &impl MeterProvider) {
@@ -96,26 +101,25 @@ impl Telemetry {
             Side::Server => SpanKind::Server,
             Side::Client => SpanKind::Client,
         };
-        let mut attributes = vec![KeyValue::new(RPC_SYSTEM_NAME, GRPC)];
+        let mut attributes = Vec::with_capacity(4);
+        attributes.push(KeyValue::new(RPC_SYSTEM_NAME, GRPC));
         if let Some(server) = server {
             attributes.extend(server.attributes());
         }
-        let name = match &method {
-            Some(method) => String::from(&**method),
+        let name: Cow<'static, str> = match &method {
+            Some(Method::Interned(method)) => Cow::Borrowed(method),
+            Some(Method::Owned(method)) => Cow::Owned(String::from(&**method)),
             None => {
                 attributes.push(KeyValue::new(RPC_METHOD_ORIGINAL, path.to_owned()));
-                GRPC.to_owned()
+                Cow::Borrowed(GRPC)
             }
         };
-        let span = self
-            .tracer
-            .span_builder(name)
+        let builder = SpanBuilder::from_name(name)
             .with_kind(kind)
-            .with_attributes(attributes)
-            .start_with_context(&*self.tracer, parent);
+            .with_attributes(attributes);
         Call {
             telemetry: Arc::clone(self),
-            cx: parent.with_span(span),
+            cx: self.tracer.start(builder, parent),
             method,
             // Only the client's duration carries the server (the
             // conventions make it opt-in on the server).
@@ -142,7 +146,7 @@ fn log_dropped(direction: &'static str, dropped: &[Dropped]) {
     }
 }
 
-fn duration(side: Side, meter: &opentelemetry::metrics::Meter) -> Histogram<f64> {
+fn duration(side: Side, meter: &opentelemetry::metrics::Meter) -> Duration {
     match side {
         Side::Server => crate::metrics::duration(
             meter,
@@ -159,11 +163,32 @@ fn duration(side: Side, meter: &opentelemetry::metrics::Meter) -> Histogram<f64>
 
 /// `package.Service/Method` from a gRPC path `/package.Service/Method`;
 /// `None` when the path does not have that shape.
-fn method(path: &str) -> Option<Arc<str>> {
+fn method(path: &str) -> Option<Method> {
     let method = path.strip_prefix('/')?;
     let (service, name) = method.split_once('/')?;
     let ok = !service.is_empty() && !name.is_empty() && !name.contains('/');
-    ok.then(|| method.into())
+    ok.then(|| match crate::intern::get(method) {
+        Some(interned) => Method::Interned(interned),
+        None => Method::Owned(method.into()),
+    })
+}
+
+/// A call's `package.Service/Method`.
+#[derive(Clone, Debug)]
+enum Method {
+    /// Answered before: named without an allocation.
+    Interned(&'static str),
+    /// Not yet known to be one of the application's methods.
+    Owned(Arc<str>),
+}
+
+impl Method {
+    fn value(&self) -> StringValue {
+        match self {
+            Method::Interned(method) => StringValue::from(*method),
+            Method::Owned(method) => StringValue::from(Arc::clone(method)),
+        }
+    }
 }
 
 /// `server.address` and `server.port`.
@@ -174,9 +199,10 @@ pub(crate) struct Address {
 }
 
 impl Address {
-    pub(crate) fn new(host: impl Into<StringValue>, port: Option<u16>) -> Self {
+    /// Shared, not copied: layers clone it with every service and call.
+    pub(crate) fn new(host: Arc<str>, port: Option<u16>) -> Self {
         Address {
-            host: host.into(),
+            host: StringValue::from(host),
             port: port.map(i64::from),
         }
     }
@@ -184,10 +210,7 @@ impl Address {
     /// The authority of `uri`, if it has one.
     pub(crate) fn from_uri(uri: &http::Uri) -> Option<Self> {
         let authority = uri.authority()?;
-        Some(Address::new(
-            authority.host().to_owned(),
-            authority.port_u16(),
-        ))
+        Some(Address::new(authority.host().into(), authority.port_u16()))
     }
 
     fn attributes(&self) -> impl Iterator<Item = KeyValue> {
@@ -212,7 +235,7 @@ pub(crate) enum Outcome {
 pub(crate) struct Call {
     telemetry: Arc<Telemetry>,
     cx: Context,
-    method: Option<Arc<str>>,
+    method: Option<Method>,
     server: Option<Address>,
     start: Instant,
     status: Option<Code>,
@@ -264,7 +287,13 @@ impl Call {
             .as_ref()
             .filter(|_| !(side == Side::Server && code == Some(Code::Unimplemented)));
         let method = match recognised {
-            Some(method) => KeyValue::new(RPC_METHOD, StringValue::from(Arc::clone(method))),
+            Some(method) => {
+                if let Method::Owned(name) = method {
+                    // Answered: one of the application's methods, worth naming once.
+                    crate::intern::intern(name);
+                }
+                KeyValue::new(RPC_METHOD, method.value())
+            }
             None => KeyValue::new(RPC_METHOD, OTHER),
         };
         let code = code.map(|code| KeyValue::new(RPC_RESPONSE_STATUS_CODE, name(code)));
@@ -275,10 +304,7 @@ impl Call {
             && let Some(original) = &self.method
         {
             span.update_name(GRPC);
-            span.set_attribute(KeyValue::new(
-                RPC_METHOD_ORIGINAL,
-                StringValue::from(Arc::clone(original)),
-            ));
+            span.set_attribute(KeyValue::new(RPC_METHOD_ORIGINAL, original.value()));
         }
         span.set_attribute(method.clone());
         if let Some(code) = &code {
@@ -315,7 +341,7 @@ impl Drop for Call {
 /// The `grpc-status` in `headers`; `None` when absent or not a number
 /// (malformed values count as absent). Out-of-range numbers are `UNKNOWN`.
 fn status(headers: &http::HeaderMap) -> Option<Code> {
-    let value = headers.get(GRPC_STATUS)?.to_str().ok()?;
+    let value = headers.get(&GRPC_STATUS)?.to_str().ok()?;
     value.parse::<i32>().ok().map(Code::from_i32)
 }
 
@@ -395,7 +421,8 @@ mod tests {
             ("/", None),
         ];
         for (path, expected) in rows {
-            assert_eq!(method(path).as_deref(), expected, "{path}");
+            let method = method(path).map(|m| m.value());
+            assert_eq!(method.as_ref().map(StringValue::as_str), expected, "{path}");
         }
     }
 
@@ -413,7 +440,7 @@ mod tests {
         for (value, expected) in rows {
             let mut headers = http::HeaderMap::new();
             let value = http::HeaderValue::from_bytes(value).expect("valid header value");
-            headers.insert(GRPC_STATUS, value);
+            headers.insert(GRPC_STATUS.clone(), value);
             assert_eq!(status(&headers), expected, "{headers:?}");
         }
         assert_eq!(status(&http::HeaderMap::new()), None);

@@ -81,9 +81,15 @@ pub(crate) fn push_method(original: &Method, attributes: &mut Vec<KeyValue>) -> 
 /// unknown method is named `HTTP`.
 pub(crate) fn span_name(method: &'static str, target: Option<&str>) -> Cow<'static, str> {
     let method = if method == OTHER { "HTTP" } else { method };
-    match target {
-        Some(target) => Cow::Owned(format!("{method} {target}")),
-        None => Cow::Borrowed(method),
+    let Some(target) = target else {
+        return Cow::Borrowed(method);
+    };
+    // A route template is one of the application's few: named once.
+    let interned =
+        crate::intern::get(target).and_then(|target| crate::intern::pair(method, target));
+    match interned {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(format!("{method} {target}")),
     }
 }
 

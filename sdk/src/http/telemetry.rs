@@ -1,13 +1,14 @@
 //! What server and client share for recording: the tracer, the RED
 //! instruments, and the bookkeeping of one request in flight.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use baton_propagators::Dropped;
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry::metrics::{Meter, MeterProvider};
 
-use crate::metrics;
+use crate::metrics::{self, Active, Duration};
 
 pub(crate) use metrics::{global_tracer, tracer};
 
@@ -19,11 +20,15 @@ pub(crate) struct Names {
     pub(crate) active_description: &'static str,
 }
 
-/// A request-duration histogram and an active-requests counter.
+/// A request-duration histogram and an active-requests counter. Shared:
+/// each request in flight holds them (one reference count, not four).
 #[derive(Clone, Debug)]
-pub(crate) struct Instruments {
-    duration: Histogram<f64>,
-    active: UpDownCounter<i64>,
+pub(crate) struct Instruments(Arc<Pair>);
+
+#[derive(Debug)]
+struct Pair {
+    duration: Duration,
+    active: Active,
 }
 
 impl Instruments {
@@ -38,10 +43,10 @@ impl Instruments {
     }
 
     fn from_meter(meter: &Meter, names: &Names) -> Self {
-        Instruments {
+        Instruments(Arc::new(Pair {
             duration: metrics::duration(meter, names.duration, names.duration_description),
             active: metrics::active(meter, names.active, names.active_description),
-        }
+        }))
     }
 }
 
@@ -85,7 +90,7 @@ pub(crate) struct InFlight<const N: usize> {
 
 impl<const N: usize> InFlight<N> {
     pub(crate) fn start(instruments: &Instruments, active: Attributes<N>) -> Self {
-        instruments.active.add(1, active.as_slice());
+        instruments.0.active.record(1, active.as_slice());
         InFlight {
             instruments: instruments.clone(),
             active,
@@ -96,13 +101,13 @@ impl<const N: usize> InFlight<N> {
     /// Records the duration with `attributes`.
     pub(crate) fn finish(&self, attributes: &[KeyValue]) {
         let elapsed = self.start.elapsed().as_secs_f64();
-        self.instruments.duration.record(elapsed, attributes);
+        self.instruments.0.duration.record(elapsed, attributes);
     }
 }
 
 impl<const N: usize> Drop for InFlight<N> {
     fn drop(&mut self) {
-        self.instruments.active.add(-1, self.active.as_slice());
+        self.instruments.0.active.record(-1, self.active.as_slice());
     }
 }
 

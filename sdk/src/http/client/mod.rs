@@ -49,9 +49,10 @@ use std::sync::Arc;
 use baton_propagators::Propagator;
 use http::Extensions;
 use opentelemetry::baggage::BaggageExt;
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::MeterProvider;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    SpanBuilder, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
+};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, NETWORK_PROTOCOL_VERSION,
@@ -65,6 +66,7 @@ use reqwest_middleware::{Middleware, Next, Result};
 
 use crate::http::semconv;
 use crate::http::telemetry::{self, Attributes, InFlight, Instruments, Names};
+use crate::metrics::LayerTracer;
 
 const NAMES: Names = Names {
     duration: HTTP_CLIENT_REQUEST_DURATION,
@@ -76,7 +78,7 @@ const NAMES: Names = Names {
 /// Traces, measures and propagates the context of every request a
 /// `reqwest_middleware` client sends. See the [module docs](self).
 pub struct HttpClientMiddleware {
-    tracer: BoxedTracer,
+    tracer: LayerTracer,
     instruments: Instruments,
     propagator: Arc<dyn Propagator>,
     baggage_hosts: Vec<String>,
@@ -161,13 +163,10 @@ impl HttpClientMiddleware {
         // The span has the method already (with its original, if normalised).
         attributes.extend(endpoint.as_slice().iter().skip(1).cloned());
         attributes.push(KeyValue::new(URL_FULL, url::full(url)));
-        let span = self
-            .tracer
-            .span_builder(semconv::span_name(method, None))
+        let builder = SpanBuilder::from_name(semconv::span_name(method, None))
             .with_kind(SpanKind::Client)
-            .with_attributes(attributes)
-            .start_with_context(&self.tracer, &parent);
-        let cx = parent.with_span(span);
+            .with_attributes(attributes);
+        let cx = self.tracer.start(builder, &parent);
         self.inject(&cx, &mut req);
 
         let mut metric = Attributes::<6>::new();

@@ -3,7 +3,6 @@ use std::sync::Arc;
 
 use baton_propagators::Propagator;
 use http::request::Parts;
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::{Tracer, TracerProvider};
 use opentelemetry_semantic_conventions::metric::{
@@ -13,6 +12,7 @@ use tower_layer::Layer;
 
 use super::HttpServerService;
 use crate::http::telemetry::{self, Instruments, Names};
+use crate::metrics::LayerTracer;
 
 const NAMES: Names = Names {
     duration: HTTP_SERVER_REQUEST_DURATION,
@@ -40,7 +40,7 @@ type Filter = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct HttpServerLayer {
-    pub(super) tracer: Arc<BoxedTracer>,
+    pub(super) tracer: LayerTracer,
     pub(super) instruments: Instruments,
     pub(super) propagator: Arc<dyn Propagator>,
     pub(super) filter: Option<Filter>,
@@ -52,7 +52,7 @@ impl HttpServerLayer {
     /// are now) and extracting with the [configured propagator](crate::propagation::get).
     pub fn new() -> Self {
         HttpServerLayer {
-            tracer: Arc::new(telemetry::global_tracer()),
+            tracer: telemetry::global_tracer(),
             instruments: Instruments::global(&NAMES),
             propagator: crate::propagation::get(),
             filter: None,
@@ -68,7 +68,7 @@ impl HttpServerLayer {
         P::Tracer: Send + Sync + 'static,
         <P::Tracer as Tracer>::Span: Send + Sync + 'static,
     {
-        self.tracer = Arc::new(telemetry::tracer(provider));
+        self.tracer = telemetry::tracer(provider);
         self
     }
 

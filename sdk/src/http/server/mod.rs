@@ -46,6 +46,7 @@ mod future;
 mod layer;
 mod recording;
 
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
@@ -61,13 +62,17 @@ use recording::Recording;
 #[derive(Clone, Debug)]
 pub struct HttpServerService<S> {
     inner: S,
-    layer: HttpServerLayer,
+    /// Shared: axum clones the service for every request.
+    layer: Arc<HttpServerLayer>,
 }
 
 impl<S> HttpServerService<S> {
     /// Wraps `inner` with `layer`'s configuration.
     pub fn new(inner: S, layer: HttpServerLayer) -> Self {
-        HttpServerService { inner, layer }
+        HttpServerService {
+            inner,
+            layer: Arc::new(layer),
+        }
     }
 
     /// The inner service.

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use http::header::{HOST, USER_AGENT};
 use http::request::Parts;
-use http::uri::Authority;
-use http::{HeaderName, HeaderValue, Response};
-use opentelemetry::trace::{Link, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue, Value};
+use http::{HeaderValue, Response};
+use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
     NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, URL_PATH, URL_QUERY, URL_SCHEME,
@@ -19,8 +18,6 @@ use crate::http::semconv;
 use crate::http::telemetry::{self, Attributes, InFlight};
 use crate::request_id::{self, RequestId};
 
-static REQUEST_ID: HeaderName = HeaderName::from_static(request_id::HEADER);
-
 /// A request being recorded. Dropping it ends the span; a finished request
 /// has set the response attributes and recorded its duration first.
 pub(crate) struct Recording {
@@ -30,7 +27,7 @@ pub(crate) struct Recording {
     method: &'static str,
     scheme: &'static str,
     version: Option<&'static str>,
-    route: Option<Arc<str>>,
+    route: Option<StringValue>,
     in_flight: InFlight<2>,
 }
 
@@ -49,12 +46,18 @@ impl Recording {
 
         let mut attributes = Vec::with_capacity(10);
         let method = semconv::push_method(&parts.method, &mut attributes);
-        let route: Option<Arc<str>> = parts
-            .extensions
-            .get::<axum::extract::MatchedPath>()
-            .map(|matched| matched.as_str().into());
+        // Route templates come from the application: interned, not copied
+        // for every request.
+        let route: Option<StringValue> =
+            parts
+                .extensions
+                .get::<axum::extract::MatchedPath>()
+                .map(|matched| match crate::intern::intern(matched.as_str()) {
+                    Some(route) => StringValue::from(route),
+                    None => StringValue::from(Arc::<str>::from(matched.as_str())),
+                });
         if let Some(route) = &route {
-            attributes.push(KeyValue::new(HTTP_ROUTE, Value::from(Arc::clone(route))));
+            attributes.push(KeyValue::new(HTTP_ROUTE, route.clone()));
         }
         attributes.push(KeyValue::new(URL_PATH, parts.uri.path().to_owned()));
         if let Some(query) = parts.uri.query() {
@@ -66,9 +69,9 @@ impl Recording {
             _ => "http",
         };
         attributes.push(KeyValue::new(URL_SCHEME, scheme));
-        if let Some(authority) = authority(parts) {
-            attributes.push(KeyValue::new(SERVER_ADDRESS, authority.host().to_owned()));
-            if let Some(port) = authority.port_u16() {
+        if let Some((host, port)) = server_address(parts) {
+            attributes.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
+            if let Some(port) = port {
                 attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
             }
         }
@@ -80,11 +83,12 @@ impl Recording {
             attributes.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, version));
         }
 
-        let builder = layer
-            .tracer
-            .span_builder(semconv::span_name(method, route.as_deref()))
-            .with_kind(SpanKind::Server)
-            .with_attributes(attributes);
+        let builder = SpanBuilder::from_name(semconv::span_name(
+            method,
+            route.as_ref().map(StringValue::as_str),
+        ))
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes);
         let cx = if layer.public {
             let remote = incoming.span().span_context().clone();
             let builder = if remote.is_valid() {
@@ -93,16 +97,13 @@ impl Recording {
                 builder
             };
             // A new root, in the server's own context: nothing the caller sent.
-            let span = builder.start_with_context(&*layer.tracer, &Context::new());
-            current.with_span(span)
+            layer.tracer.start_in(builder, &Context::new(), &current)
         } else {
-            let span = builder.start_with_context(&*layer.tracer, &incoming);
-            incoming.with_span(span)
+            layer.tracer.start(builder, &incoming)
         };
 
         let id = RequestId::from_headers(&parts.headers);
-        // Both kinds of id are valid header values; `ok()` only avoids a panic path.
-        let request_id = HeaderValue::from_str(id.as_str()).ok();
+        let request_id = Some(id.header_value());
         let cx = id.set_in(&cx);
 
         let mut active = Attributes::new();
@@ -123,7 +124,9 @@ impl Recording {
     /// Finishes with `response`, echoing the request id in it.
     pub(crate) fn response<B>(mut self, response: &mut Response<B>) {
         if let Some(id) = self.request_id.take() {
-            response.headers_mut().insert(REQUEST_ID.clone(), id);
+            response
+                .headers_mut()
+                .insert(request_id::HEADER_NAME.clone(), id);
         }
         let status = response.status();
         let code = KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
@@ -143,7 +146,7 @@ impl Recording {
         metric.push(KeyValue::new(HTTP_REQUEST_METHOD, self.method));
         metric.push(KeyValue::new(URL_SCHEME, self.scheme));
         if let Some(route) = &self.route {
-            metric.push(KeyValue::new(HTTP_ROUTE, Value::from(Arc::clone(route))));
+            metric.push(KeyValue::new(HTTP_ROUTE, route.clone()));
         }
         if let Some(version) = self.version {
             metric.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, version));
@@ -169,12 +172,76 @@ impl Drop for Recording {
     }
 }
 
-/// Where the client sent the request: the URI's authority (HTTP/2
-/// `:authority`, absolute-form requests), else the `Host` header. A malformed
-/// one is ignored.
-fn authority(parts: &Parts) -> Option<Authority> {
-    parts.uri.authority().cloned().or_else(|| {
-        let host = parts.headers.get(HOST)?;
-        Authority::try_from(host.as_bytes()).ok()
-    })
+/// A host and, if given, a port.
+type HostPort<'a> = Option<(&'a str, Option<u16>)>;
+
+/// Where the client sent the request, as host and port: the URI's
+/// authority (HTTP/2 `:authority`, absolute-form requests), else the `Host`
+/// header. A malformed one is ignored.
+fn server_address(parts: &Parts) -> HostPort<'_> {
+    if let Some(authority) = parts.uri.authority() {
+        return Some((authority.host(), authority.port_u16()));
+    }
+    split_host(parts.headers.get(HOST)?.to_str().ok()?)
+}
+
+/// `host[:port]` (RFC 9110 `Host`) split, without copying it into an
+/// `http::uri::Authority` as parsing one would; `None` when malformed.
+fn split_host(value: &str) -> HostPort<'_> {
+    let (host, port) = if value.starts_with('[') {
+        // An IP literal keeps its brackets, as `Authority::host` does.
+        let end = value.find(']')? + 1;
+        let (host, rest) = value.split_at(end);
+        let literal = host[1..end - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        (literal.then_some(host)?, rest)
+    } else {
+        let end = value.find(':').unwrap_or(value.len());
+        let (host, rest) = value.split_at(end);
+        let name = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+        (name.then_some(host)?, rest)
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port.strip_prefix(':') {
+        None if port.is_empty() => None,
+        None => return None,
+        Some("") => None,
+        Some(port) if port.bytes().all(|b| b.is_ascii_digit()) => Some(port.parse().ok()?),
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_headers_split_into_host_and_port() {
+        // (Host, expected)
+        let rows: [(&str, HostPort<'_>); 14] = [
+            ("example.com", Some(("example.com", None))),
+            ("example.com:8080", Some(("example.com", Some(8080)))),
+            ("example.com:", Some(("example.com", None))),
+            ("127.0.0.1:80", Some(("127.0.0.1", Some(80)))),
+            ("[::1]:3000", Some(("[::1]", Some(3000)))),
+            ("[::1]", Some(("[::1]", None))),
+            ("", None),
+            (":80", None),
+            ("example.com:99999", None),
+            ("example.com:8a", None),
+            ("user@example.com", None),
+            ("exa mple.com", None),
+            ("[::1", None),
+            ("[::1]x", None),
+        ];
+        for (value, expected) in rows {
+            assert_eq!(split_host(value), expected, "{value:?}");
+        }
+    }
 }
