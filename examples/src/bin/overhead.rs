@@ -1,22 +1,40 @@
 //! Baton's per-request overhead end to end, with export on.
 //!
-//! In one process, on 127.0.0.1: an axum gateway (Baton's `HttpServerLayer`)
-//! that calls a tonic Echo service (`GrpcServerLayer`) through a
-//! `GrpcClientLayer` channel, so three spans per request, exported over
-//! OTLP/gRPC to a collector by Baton's pipeline with its defaults (what
-//! `baton::init()` sets up). A load generator, also in this process, sends requests over
-//! 32 HTTP/1.1 connections: once with everything uninstrumented, once with
-//! Baton's layers, once with `axum-tracing-opentelemetry` +
+//! On 127.0.0.1: an axum gateway (Baton's `HttpServerLayer`) that calls a
+//! tonic Echo service (`GrpcServerLayer`) through a `GrpcClientLayer`
+//! channel, so three spans per request, exported over OTLP/gRPC to a
+//! collector by Baton's pipeline with its defaults (what `baton::init()` sets
+//! up). A load generator, in the same process as the services, sends
+//! requests over 32 HTTP/1.1 connections. Three variants: everything
+//! uninstrumented, Baton's layers, and `axum-tracing-opentelemetry` +
 //! `tonic-tracing-opentelemetry` (the stack the issue's figures were measured
-//! with), both exporting through the same pipeline. It prints throughput, CPU time per request, their ratios and
-//! spans ended against spans exported, dropped and failed.
+//! with), both instrumented ones exporting through the same pipeline.
+//!
+//! Each variant runs in a fresh process of its own (this binary, re-invoked
+//! with the variant as third argument): it warms up, then measures
+//! throughput, process CPU time (`/proc/self/stat`) and the load generator's
+//! and span export thread's shares (their schedstat), and prints them, once
+//! for people and once as an `overhead-result key=value ...` line. On a
+//! small, noisy machine one run of each is not to be trusted (the
+//! uninstrumented baseline alone varies 1.5-2x between runs), so the parent
+//! runs rounds of all three, rotating which goes first, compares each
+//! instrumented run with the same round's uninstrumented one, and prints the
+//! median of those per-round ratios and differences with their range, and
+//! what became of the spans over all rounds. A process per run also keeps the
+//! tracing-opentelemetry variant's process-wide `tracing` subscriber, and any
+//! state a run leaves behind, out of the others.
 //!
 //! Run: `scripts/overhead` (starts a local collector), or
-//! `cargo run --profile bench -p baton-examples --bin overhead -- http://127.0.0.1:4317 [requests]`;
+//! `cargo run --profile bench -p baton-examples --bin overhead -- http://127.0.0.1:4317 [requests [variant]]`;
 //! `none` instead of the endpoint records as usual but exports nowhere.
+//! `OVERHEAD_ROUNDS` sets the number of rounds (default 5). A variant
+//! (`uninstrumented`, `baton` or `tracing-opentelemetry`) runs that one
+//! alone, in this process, once: what the rounds run, and what to profile.
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -63,6 +81,13 @@ const EXPORT_THREAD: &str = "baton-spans-exp";
 const DISCARD: &str = "none";
 /// Requests measured when no count is given.
 const DEFAULT_REQUESTS: u64 = 40_000;
+/// The environment variable that sets the number of rounds.
+const ROUNDS_VAR: &str = "OVERHEAD_ROUNDS";
+/// Rounds when `OVERHEAD_ROUNDS` is not set: enough for a median to shrug
+/// off a round or two on a busy machine, few enough to wait for.
+const DEFAULT_ROUNDS: usize = 5;
+/// What starts the line a single run prints for the rounds to read.
+const RESULT_PREFIX: &str = "overhead-result ";
 /// The kernel's USER_HZ: the unit of `/proc/<pid>/stat` CPU times (100 on
 /// every Linux architecture Rust targets).
 const TICKS_PER_SECOND: u64 = 100;
@@ -70,33 +95,94 @@ const TICKS_PER_SECOND: u64 = 100;
 fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let collector = args.next().ok_or(
-        "usage: overhead <collector OTLP/gRPC endpoint, e.g. http://127.0.0.1:4317, or none> [requests]",
+        "usage: overhead <collector OTLP/gRPC endpoint, e.g. http://127.0.0.1:4317, or none> \
+         [requests [uninstrumented|baton|tracing-opentelemetry]]",
     )?;
     let requests = match args.next() {
         Some(n) => n.parse()?,
         None => DEFAULT_REQUESTS,
     };
-    // For profiling one phase alone.
+    // One run, as a child of the rounds below or for profiling.
     if let Some(only) = args.next() {
-        let variant = Variant::ALL
-            .into_iter()
-            .find(|v| v.name() == only)
-            .ok_or("the variant is one of uninstrumented, baton, tracing-opentelemetry")?;
-        run(variant, &collector, requests)?.print(variant.name());
+        let variant = Variant::from_name(&only)?;
+        let measured = run(variant, &collector, requests)?;
+        measured.print(variant.name());
+        println!("{}", measured.result_line());
         return Ok(());
     }
 
-    let plain = run(Variant::Uninstrumented, &collector, requests)?;
-    plain.print(Variant::Uninstrumented.name());
-    let baton = run(Variant::Baton, &collector, requests)?;
-    baton.print(Variant::Baton.name());
-    // Last: it installs a process-wide `tracing` subscriber.
-    let otel = run(Variant::TracingOtel, &collector, requests)?;
-    otel.print(Variant::TracingOtel.name());
-
-    compare(&plain, &baton, Variant::Baton);
-    compare(&plain, &otel, Variant::TracingOtel);
+    let rounds = rounds()?;
+    let mut results = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        println!("round {} of {rounds}:", round + 1);
+        results.push(run_round(round, &collector, requests)?);
+    }
+    if rounds == 1 {
+        println!("against the uninstrumented run:");
+    } else {
+        println!(
+            "medians (and ranges) over {rounds} rounds, each run against the same round's \
+             uninstrumented run:"
+        );
+    }
+    compare(&results, Variant::Baton);
+    compare(&results, Variant::TracingOtel);
     Ok(())
+}
+
+/// The rounds to run: `OVERHEAD_ROUNDS`, or [`DEFAULT_ROUNDS`].
+fn rounds() -> Result<usize, BoxError> {
+    let rounds = match std::env::var(ROUNDS_VAR) {
+        Ok(n) => n.parse().map_err(|e| format!("{ROUNDS_VAR}={n:?}: {e}"))?,
+        Err(std::env::VarError::NotPresent) => DEFAULT_ROUNDS,
+        Err(e) => return Err(format!("{ROUNDS_VAR}: {e}").into()),
+    };
+    if rounds == 0 {
+        return Err(format!("{ROUNDS_VAR} must be at least 1").into());
+    }
+    Ok(rounds)
+}
+
+/// One round's runs, indexed by [`Variant::index`].
+type Round = [Measured; 3];
+
+/// Runs each variant once, each in a fresh process. Round `i` starts with
+/// variant `i mod 3`, so that none always runs first or last (and so on a
+/// machine that warms up, or gets busier, in the same way each time).
+fn run_round(round: usize, collector: &str, requests: u64) -> Result<Round, BoxError> {
+    let mut runs: [Option<Measured>; 3] = [None, None, None];
+    for k in 0..Variant::ALL.len() {
+        let variant = Variant::ALL[(round + k) % Variant::ALL.len()];
+        let measured = run_child(variant, collector, requests)?;
+        measured.print_compact(variant.name());
+        runs[variant.index()] = Some(measured);
+    }
+    let [plain, baton, otel] = runs;
+    match (plain, baton, otel) {
+        (Some(plain), Some(baton), Some(otel)) => Ok([plain, baton, otel]),
+        _ => Err("a variant did not run".into()),
+    }
+}
+
+/// Runs `variant` alone in a fresh process of this binary and reads its
+/// figures from the result line it prints.
+fn run_child(variant: Variant, collector: &str, requests: u64) -> Result<Measured, BoxError> {
+    let name = variant.name();
+    let output = Command::new(std::env::current_exe()?)
+        .args([collector, &requests.to_string(), name])
+        // Its errors go straight to ours; its figures come back to us.
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("starting the {name} run: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("the {name} run failed: {}", output.status).into());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(RESULT_PREFIX))
+        .ok_or_else(|| format!("the {name} run printed no result line"))?;
+    Measured::parse(line).map_err(|e| format!("the {name} run's result line: {e}").into())
 }
 
 /// What instruments the gateway and the Echo service in a phase.
@@ -125,50 +211,158 @@ impl Variant {
             Variant::TracingOtel => "tracing-opentelemetry",
         }
     }
+
+    fn from_name(name: &str) -> Result<Self, BoxError> {
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown variant {name:?}: one of uninstrumented, baton, tracing-opentelemetry"
+                )
+                .into()
+            })
+    }
+
+    /// Its place in [`Variant::ALL`] and in a [`Round`].
+    fn index(self) -> usize {
+        match self {
+            Variant::Uninstrumented => 0,
+            Variant::Baton => 1,
+            Variant::TracingOtel => 2,
+        }
+    }
 }
 
-/// Prints `instrumented` against `plain`: throughput ratio, CPU overhead and
-/// what became of the spans.
-fn compare(plain: &Measured, instrumented: &Measured, variant: Variant) {
+/// An instrumented run against the uninstrumented run of the same round.
+struct Comparison {
+    /// Instrumented throughput over uninstrumented.
+    throughput: f64,
+    /// Were the generator on another machine, the services would have all
+    /// the CPU; CPU-bound, their throughput ratio is their CPU ratio.
+    throughput_services: f64,
+    /// Extra CPU per request, whole process, in microseconds.
+    overhead: f64,
+    /// The same without the load generator's share.
+    overhead_services: f64,
+    /// The span export thread's CPU per request, in microseconds.
+    export: f64,
+}
+
+impl Comparison {
+    fn new(plain: &Measured, instrumented: &Measured) -> Self {
+        Comparison {
+            throughput: instrumented.throughput() / plain.throughput(),
+            throughput_services: plain.service_cpu_per_request()
+                / instrumented.service_cpu_per_request(),
+            overhead: instrumented.cpu_per_request() - plain.cpu_per_request(),
+            overhead_services: instrumented.service_cpu_per_request()
+                - plain.service_cpu_per_request(),
+            export: micros_per_request(instrumented.export_cpu, instrumented.requests),
+        }
+    }
+}
+
+/// Prints `variant` against uninstrumented over all `rounds`: the medians
+/// of the per-round throughput ratios and CPU overheads, and what became of
+/// the spans. Per round, because both runs of a round saw much the same
+/// machine; the median, because a round now and then sees a busier one.
+fn compare(rounds: &[Round], variant: Variant) {
     let name = variant.name();
-    let targets = variant == Variant::Baton;
-    let throughput = instrumented.throughput() / plain.throughput();
-    let overhead = instrumented.cpu_per_request() - plain.cpu_per_request();
-    let overhead_services =
-        instrumented.service_cpu_per_request() - plain.service_cpu_per_request();
-    // Were the generator on another machine, the services would have all
-    // the CPU; CPU-bound, their throughput ratio is their CPU ratio.
-    let throughput_services =
-        plain.service_cpu_per_request() / instrumented.service_cpu_per_request();
+    let comparisons: Vec<_> = rounds
+        .iter()
+        .map(|round| {
+            Comparison::new(
+                &round[Variant::Uninstrumented.index()],
+                &round[variant.index()],
+            )
+        })
+        .collect();
+    let summary =
+        |field: fn(&Comparison) -> f64| Summary::of(comparisons.iter().map(field).collect());
     let target = |t: &str| {
-        if targets {
+        if variant == Variant::Baton {
             format!(" (target {t})")
         } else {
             String::new()
         }
     };
+    let ratio = |v: f64| format!("{v:.3}");
+    let micros = |v: f64| format!("{v:+.1}");
     println!(
-        "{name}: throughput ratio to uninstrumented {throughput:.3}{}",
+        "{name}: throughput ratio to uninstrumented {}{}",
+        summary(|c| c.throughput).show(ratio),
         target(">= 0.90")
     );
-    println!("  services only, CPU-bound estimate without the generator: {throughput_services:.3}");
     println!(
-        "{name}: overhead {overhead:+.1} us CPU/request, process{}",
+        "  services only, CPU-bound estimate without the generator: {}",
+        summary(|c| c.throughput_services).show(ratio)
+    );
+    println!(
+        "{name}: overhead {} us CPU/request, process{}",
+        summary(|c| c.overhead).show(micros),
         target("<= 10")
     );
-    println!("  services only, without the generator: {overhead_services:+.1} us CPU/request");
-    if let Some(spans) = &instrumented.spans {
+    println!(
+        "  services only, without the generator: {} us CPU/request",
+        summary(|c| c.overhead_services).show(micros)
+    );
+    println!(
+        "  span export thread: {} us CPU/request",
+        summary(|c| c.export).show(|v| format!("{v:.1}"))
+    );
+    let runs = rounds.iter().map(|round| &round[variant.index()]);
+    if let Some(spans) = Spans::total(runs.filter_map(|m| m.spans.as_ref())) {
         println!(
-            "  spans: ended {} (3 per request, warm-up included), exported {}, dropped {}, \
-             export failed {}, unaccounted {}",
+            "  spans over all rounds: ended {} (3 per request, warm-up included), exported {}, \
+             dropped {}, export failed {}, unaccounted {}",
             spans.ended,
             spans.exported,
             spans.dropped,
             spans.failed,
-            spans
-                .ended
-                .saturating_sub(spans.exported + spans.dropped + spans.failed),
+            spans.unaccounted(),
         );
+    }
+}
+
+/// The median of some per-round figures, and their range.
+struct Summary {
+    median: f64,
+    min: f64,
+    max: f64,
+    count: usize,
+}
+
+impl Summary {
+    fn of(mut values: Vec<f64>) -> Self {
+        values.sort_by(f64::total_cmp);
+        let count = values.len();
+        let median = match count {
+            0 => f64::NAN,
+            // Even: the mean of the two middle values.
+            n if n % 2 == 0 => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+            n => values[n / 2],
+        };
+        Summary {
+            median,
+            min: values.first().copied().unwrap_or(f64::NAN),
+            max: values.last().copied().unwrap_or(f64::NAN),
+            count,
+        }
+    }
+
+    /// The median, and the range when there is more than one value.
+    fn show(&self, format: impl Fn(f64) -> String) -> String {
+        if self.count > 1 {
+            format!(
+                "{} (range {} to {})",
+                format(self.median),
+                format(self.min),
+                format(self.max)
+            )
+        } else {
+            format(self.median)
+        }
     }
 }
 
@@ -192,6 +386,32 @@ struct Spans {
     exported: u64,
     dropped: u64,
     failed: u64,
+}
+
+impl Spans {
+    /// The sum over several runs; `None` when there are none.
+    fn total<'a>(runs: impl Iterator<Item = &'a Spans>) -> Option<Spans> {
+        runs.fold(None, |total, spans| {
+            let total = total.unwrap_or(Spans {
+                ended: 0,
+                exported: 0,
+                dropped: 0,
+                failed: 0,
+            });
+            Some(Spans {
+                ended: total.ended + spans.ended,
+                exported: total.exported + spans.exported,
+                dropped: total.dropped + spans.dropped,
+                failed: total.failed + spans.failed,
+            })
+        })
+    }
+
+    /// Ended but neither exported, dropped nor failed: lost somewhere.
+    fn unaccounted(&self) -> u64 {
+        self.ended
+            .saturating_sub(self.exported + self.dropped + self.failed)
+    }
 }
 
 impl Measured {
@@ -221,6 +441,82 @@ impl Measured {
             self.service_cpu_per_request(),
             micros_per_request(self.export_cpu, self.requests),
         );
+    }
+
+    /// One line of a round: throughput and CPU per request.
+    fn print_compact(&self, name: &str) {
+        let failed = if self.failed > 0 {
+            format!(", {} failed", self.failed)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {name:<22} {:>6.0} req/s, {:>6.1} us CPU/request (services {:.1}, span export {:.1}){failed}",
+            self.throughput(),
+            self.cpu_per_request(),
+            self.service_cpu_per_request(),
+            micros_per_request(self.export_cpu, self.requests),
+        );
+    }
+
+    /// The figures as one `overhead-result key=value ...` line, which
+    /// [`Measured::parse`] reads back in the parent.
+    fn result_line(&self) -> String {
+        let spans = match &self.spans {
+            Some(s) => format!(
+                " spans_ended={} spans_exported={} spans_dropped={} spans_failed={}",
+                s.ended, s.exported, s.dropped, s.failed
+            ),
+            None => String::new(),
+        };
+        format!(
+            "{RESULT_PREFIX}requests={} failed={} wall_ns={} cpu_us={} generator_cpu_us={} \
+             export_cpu_us={}{spans}",
+            self.requests,
+            self.failed,
+            self.wall.as_nanos(),
+            self.cpu.as_micros(),
+            self.generator_cpu.as_micros(),
+            self.export_cpu.as_micros(),
+        )
+    }
+
+    /// Reads what follows [`RESULT_PREFIX`] on a [`Measured::result_line`].
+    fn parse(fields: &str) -> Result<Measured, BoxError> {
+        let mut values = HashMap::new();
+        for field in fields.split_whitespace() {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| format!("{field:?} is not key=value"))?;
+            let value: u64 = value.parse().map_err(|e| format!("{key}={value:?}: {e}"))?;
+            values.insert(key, value);
+        }
+        let get = |key: &str| -> Result<u64, BoxError> {
+            values
+                .get(key)
+                .copied()
+                .ok_or_else(|| format!("no {key}").into())
+        };
+        // Only instrumented runs have span counters.
+        let spans = if values.contains_key("spans_ended") {
+            Some(Spans {
+                ended: get("spans_ended")?,
+                exported: get("spans_exported")?,
+                dropped: get("spans_dropped")?,
+                failed: get("spans_failed")?,
+            })
+        } else {
+            None
+        };
+        Ok(Measured {
+            requests: get("requests")?,
+            failed: get("failed")?,
+            wall: Duration::from_nanos(get("wall_ns")?),
+            cpu: Duration::from_micros(get("cpu_us")?),
+            generator_cpu: Duration::from_micros(get("generator_cpu_us")?),
+            export_cpu: Duration::from_micros(get("export_cpu_us")?),
+            spans,
+        })
     }
 }
 
@@ -553,4 +849,49 @@ fn thread_cpu(name: &str) -> Result<Duration, BoxError> {
         total += on_cpu.parse::<u64>()?;
     }
     Ok(Duration::from_nanos(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        let odd = Summary::of(vec![3.0, 1.0, 2.0]);
+        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
+        let even = Summary::of(vec![4.0, 1.0, 3.0, 2.0]);
+        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
+        assert_eq!(Summary::of(vec![7.0]).show(|v| format!("{v}")), "7");
+    }
+
+    #[test]
+    fn result_line_reads_back() -> Result<(), BoxError> {
+        let measured = Measured {
+            requests: 3000,
+            failed: 1,
+            wall: Duration::from_nanos(612_345_678),
+            cpu: Duration::from_millis(450),
+            generator_cpu: Duration::from_micros(91_234),
+            export_cpu: Duration::from_micros(20_001),
+            spans: Some(Spans {
+                ended: 15_000,
+                exported: 14_990,
+                dropped: 6,
+                failed: 3,
+            }),
+        };
+        let line = measured.result_line();
+        let fields = line.strip_prefix(RESULT_PREFIX).ok_or("no prefix")?;
+        let back = Measured::parse(fields)?;
+        assert_eq!(back.result_line(), line);
+        assert_eq!(back.spans.as_ref().map(Spans::unaccounted), Some(1));
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_result_lines_are_errors() {
+        assert!(Measured::parse("requests=1 failed").is_err());
+        assert!(Measured::parse("requests=x").is_err());
+        assert!(Measured::parse("requests=1 failed=0").is_err());
+    }
 }
