@@ -20,7 +20,7 @@ use opentelemetry_semantic_conventions::metric::{
 };
 use tonic::Code;
 
-use crate::metrics::{Duration, LayerTracer};
+use crate::metrics::{Duration, LayerTracer, SetKey};
 
 /// `rpc.system.name` for gRPC.
 const GRPC: &str = "grpc";
@@ -195,28 +195,49 @@ impl Method {
 #[derive(Clone, Debug)]
 pub(crate) struct Address {
     host: StringValue,
+    /// The host interned, for a metric key: a configured address only.
+    name: Option<&'static str>,
     port: Option<i64>,
 }
 
 impl Address {
-    /// Shared, not copied: layers clone it with every service and call.
-    pub(crate) fn new(host: Arc<str>, port: Option<u16>) -> Self {
+    /// The address a layer is configured with: one of the application's,
+    /// so it is interned (when the table has room).
+    pub(crate) fn configured(host: &str, port: u16) -> Self {
+        let name = crate::intern::intern(host);
         Address {
-            host: StringValue::from(host),
-            port: port.map(i64::from),
+            host: name.map_or_else(
+                || StringValue::from(Arc::<str>::from(host)),
+                StringValue::from,
+            ),
+            name,
+            port: Some(i64::from(port)),
         }
     }
 
     /// The authority of `uri`, if it has one.
     pub(crate) fn from_uri(uri: &http::Uri) -> Option<Self> {
         let authority = uri.authority()?;
-        Some(Address::new(authority.host().into(), authority.port_u16()))
+        Some(Address {
+            host: StringValue::from(Arc::<str>::from(authority.host())),
+            name: None,
+            port: authority.port_u16().map(i64::from),
+        })
     }
 
     fn attributes(&self) -> impl Iterator<Item = KeyValue> {
         let host = KeyValue::new(SERVER_ADDRESS, self.host.clone());
         let port = self.port.map(|port| KeyValue::new(SERVER_PORT, port));
         std::iter::once(host).chain(port)
+    }
+}
+
+/// The first `.1` attributes of an array.
+struct Prefix([KeyValue; 6], usize);
+
+impl AsRef<[KeyValue]> for Prefix {
+    fn as_ref(&self) -> &[KeyValue] {
+        self.0.get(..self.1).unwrap_or_default()
     }
 }
 
@@ -296,7 +317,8 @@ impl Call {
             }
             None => KeyValue::new(RPC_METHOD, OTHER),
         };
-        let code = code.map(|code| KeyValue::new(RPC_RESPONSE_STATUS_CODE, name(code)));
+        let code_name = code.map(name);
+        let code = code_name.map(|code| KeyValue::new(RPC_RESPONSE_STATUS_CODE, code));
         let error_type = error.map(|error| KeyValue::new(ERROR_TYPE, error));
 
         let span = self.cx.span();
@@ -316,17 +338,49 @@ impl Call {
         }
         span.end();
 
-        // On the stack: recording must not allocate per call.
-        let mut attributes: [KeyValue; 6] =
-            std::array::from_fn(|_| KeyValue::new(RPC_SYSTEM_NAME, GRPC));
-        let server = self.server.iter().flat_map(Address::attributes);
-        let optional = [Some(method), code, error_type].into_iter().flatten();
-        let mut len = 1;
-        for (slot, attribute) in attributes[1..].iter_mut().zip(optional.chain(server)) {
-            *slot = attribute;
-            len += 1;
-        }
-        self.telemetry.duration.record(elapsed, &attributes[..len]);
+        let key = self.key(recognised, code_name, error);
+        self.telemetry.duration.record_keyed(elapsed, key, || {
+            // On the stack: recording must not allocate per call.
+            let mut attributes: [KeyValue; 6] =
+                std::array::from_fn(|_| KeyValue::new(RPC_SYSTEM_NAME, GRPC));
+            let server = self.server.iter().flat_map(Address::attributes);
+            let optional = [Some(method), code, error_type].into_iter().flatten();
+            let mut len = 1;
+            for (slot, attribute) in attributes[1..].iter_mut().zip(optional.chain(server)) {
+                *slot = attribute;
+                len += 1;
+            }
+            Prefix(attributes, len)
+        });
+    }
+
+    /// The key of the duration's attribute set; `None` when the method or
+    /// the server's host is not interned.
+    fn key(
+        &self,
+        method: Option<&Method>,
+        code: Option<&'static str>,
+        error: Option<&'static str>,
+    ) -> Option<SetKey> {
+        let method = match method {
+            Some(Method::Interned(method)) => method,
+            Some(Method::Owned(_)) => return None,
+            None => OTHER,
+        };
+        let (host, port) = match &self.server {
+            Some(server) => (Some(server.name?), server.port),
+            None => (None, None),
+        };
+        let port = port.map_or(0, |port| u64::try_from(port).unwrap_or(0) + 1);
+        Some(SetKey {
+            names: [
+                SetKey::name(Some(method)),
+                SetKey::name(code),
+                SetKey::name(error),
+                SetKey::name(host),
+            ],
+            bits: port,
+        })
     }
 }
 

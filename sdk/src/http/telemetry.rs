@@ -8,7 +8,7 @@ use baton_propagators::Dropped;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Meter, MeterProvider};
 
-use crate::metrics::{self, Active, Duration};
+use crate::metrics::{self, Active, Duration, SetKey};
 
 pub(crate) use metrics::{global_tracer, tracer};
 
@@ -79,35 +79,69 @@ impl<const N: usize> Attributes<N> {
     }
 }
 
+impl<const N: usize> Extend<KeyValue> for Attributes<N> {
+    fn extend<I: IntoIterator<Item = KeyValue>>(&mut self, kvs: I) {
+        for kv in kvs {
+            self.push(kv);
+        }
+    }
+}
+
+impl<const N: usize> AsRef<[KeyValue]> for Attributes<N> {
+    fn as_ref(&self) -> &[KeyValue] {
+        self.as_slice()
+    }
+}
+
 /// One request counted in the active-requests counter from [`start`](Self::start)
 /// until dropped; [`finish`](Self::finish) also records its duration. A request
 /// dropped unfinished (cancelled) leaves the counter but records no duration.
 pub(crate) struct InFlight<const N: usize> {
     instruments: Instruments,
     active: Attributes<N>,
+    /// The key of `active`, when the layer can name it.
+    key: Option<SetKey>,
     start: Instant,
 }
 
 impl<const N: usize> InFlight<N> {
-    pub(crate) fn start(instruments: &Instruments, active: Attributes<N>) -> Self {
-        instruments.0.active.record(1, active.as_slice());
-        InFlight {
+    pub(crate) fn start(
+        instruments: &Instruments,
+        active: Attributes<N>,
+        key: Option<SetKey>,
+    ) -> Self {
+        let in_flight = InFlight {
             instruments: instruments.clone(),
             active,
+            key,
             start: Instant::now(),
-        }
+        };
+        in_flight.count(1);
+        in_flight
     }
 
-    /// Records the duration with `attributes`.
-    pub(crate) fn finish(&self, attributes: &[KeyValue]) {
+    /// Records the duration with the set `key` names, or `attributes()`.
+    pub(crate) fn finish<A: AsRef<[KeyValue]>>(
+        &self,
+        key: Option<SetKey>,
+        attributes: impl FnOnce() -> A,
+    ) {
         let elapsed = self.start.elapsed().as_secs_f64();
-        self.instruments.0.duration.record(elapsed, attributes);
+        self.instruments
+            .0
+            .duration
+            .record_keyed(elapsed, key, attributes);
+    }
+
+    fn count(&self, delta: i64) {
+        let active = &self.instruments.0.active;
+        active.record_keyed(delta, self.key, || self.active.as_slice());
     }
 }
 
 impl<const N: usize> Drop for InFlight<N> {
     fn drop(&mut self) {
-        self.instruments.0.active.record(-1, self.active.as_slice());
+        self.count(-1);
     }
 }
 

@@ -31,7 +31,7 @@ impl GrpcClientLayer {
     /// requests carry only the path, so the layer cannot see where they go.
     #[must_use]
     pub fn with_server_address(mut self, host: impl Into<String>, port: u16) -> Self {
-        self.server = Some(Address::new(host.into().into(), Some(port)));
+        self.server = Some(Address::configured(&host.into(), port));
         self
     }
 

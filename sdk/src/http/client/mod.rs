@@ -173,7 +173,7 @@ impl HttpClientMiddleware {
         for kv in endpoint.as_slice() {
             metric.push(kv.clone());
         }
-        let in_flight = InFlight::start(&self.instruments, endpoint);
+        let in_flight = InFlight::start(&self.instruments, endpoint, None);
         let result = crate::run(cx.clone(), next.run(req, extensions)).await;
 
         let span = cx.span();
@@ -199,7 +199,7 @@ impl HttpClientMiddleware {
             span.set_status(Status::error(""));
             metric.push(error);
         }
-        in_flight.finish(metric.as_slice());
+        in_flight.finish(None, || metric.as_slice());
         span.end();
         result
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use http::header::{HOST, USER_AGENT};
 use http::request::Parts;
-use http::{HeaderValue, Response};
+use http::{HeaderValue, Response, StatusCode};
 use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute::{
@@ -16,6 +16,7 @@ use opentelemetry_semantic_conventions::attribute::{
 use super::HttpServerLayer;
 use crate::http::semconv;
 use crate::http::telemetry::{self, Attributes, InFlight};
+use crate::metrics::SetKey;
 use crate::request_id::{self, RequestId};
 
 /// A request being recorded. Dropping it ends the span; a finished request
@@ -27,7 +28,7 @@ pub(crate) struct Recording {
     method: &'static str,
     scheme: &'static str,
     version: Option<&'static str>,
-    route: Option<StringValue>,
+    route: Route,
     in_flight: InFlight<2>,
 }
 
@@ -48,16 +49,15 @@ impl Recording {
         let method = semconv::push_method(&parts.method, &mut attributes);
         // Route templates come from the application: interned, not copied
         // for every request.
-        let route: Option<StringValue> =
-            parts
-                .extensions
-                .get::<axum::extract::MatchedPath>()
-                .map(|matched| match crate::intern::intern(matched.as_str()) {
-                    Some(route) => StringValue::from(route),
-                    None => StringValue::from(Arc::<str>::from(matched.as_str())),
-                });
-        if let Some(route) = &route {
-            attributes.push(KeyValue::new(HTTP_ROUTE, route.clone()));
+        let route = match parts.extensions.get::<axum::extract::MatchedPath>() {
+            None => Route::None,
+            Some(matched) => match crate::intern::intern(matched.as_str()) {
+                Some(route) => Route::Interned(route),
+                None => Route::Owned(matched.as_str().into()),
+            },
+        };
+        if let Some(route) = route.value() {
+            attributes.push(KeyValue::new(HTTP_ROUTE, route));
         }
         attributes.push(KeyValue::new(URL_PATH, parts.uri.path().to_owned()));
         if let Some(query) = parts.uri.query() {
@@ -83,12 +83,9 @@ impl Recording {
             attributes.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, version));
         }
 
-        let builder = SpanBuilder::from_name(semconv::span_name(
-            method,
-            route.as_ref().map(StringValue::as_str),
-        ))
-        .with_kind(SpanKind::Server)
-        .with_attributes(attributes);
+        let builder = SpanBuilder::from_name(semconv::span_name(method, route.as_str()))
+            .with_kind(SpanKind::Server)
+            .with_attributes(attributes);
         let cx = if layer.public {
             let remote = incoming.span().span_context().clone();
             let builder = if remote.is_valid() {
@@ -109,6 +106,10 @@ impl Recording {
         let mut active = Attributes::new();
         active.push(KeyValue::new(HTTP_REQUEST_METHOD, method));
         active.push(KeyValue::new(URL_SCHEME, scheme));
+        let key = SetKey {
+            names: [SetKey::name(Some(method)), SetKey::name(Some(scheme)), 0, 0],
+            bits: 0,
+        };
         let recording = Recording {
             cx: cx.clone(),
             request_id,
@@ -116,7 +117,7 @@ impl Recording {
             scheme,
             version,
             route,
-            in_flight: InFlight::start(&layer.instruments, active),
+            in_flight: InFlight::start(&layer.instruments, active, Some(key)),
         };
         (cx, recording)
     }
@@ -128,41 +129,96 @@ impl Recording {
                 .headers_mut()
                 .insert(request_id::HEADER_NAME.clone(), id);
         }
-        let status = response.status();
-        let code = KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
-        let error = semconv::status_error_type(status, 500);
-        self.finish(Some(code), error.map(Value::String));
+        self.finish(Some(response.status()), None);
     }
 
     /// Finishes with the inner service's error, of type `E`.
     pub(crate) fn error<E>(self) {
         // Type names are few and fixed: a low-cardinality `error.type`.
-        self.finish(None, Some(Value::from(std::any::type_name::<E>())));
+        self.finish(None, Some(std::any::type_name::<E>()));
     }
 
-    fn finish(&self, status_code: Option<KeyValue>, error_type: Option<Value>) {
+    /// Sets the outcome on the span and records the duration: with the
+    /// response's `status`, or the inner service's `error_type`.
+    fn finish(&self, status: Option<StatusCode>, error_type: Option<&'static str>) {
         let span = self.cx.span();
-        let mut metric = Attributes::<6>::new();
-        metric.push(KeyValue::new(HTTP_REQUEST_METHOD, self.method));
-        metric.push(KeyValue::new(URL_SCHEME, self.scheme));
-        if let Some(route) = &self.route {
-            metric.push(KeyValue::new(HTTP_ROUTE, route.clone()));
+        let code = status.map(|s| KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(s.as_u16())));
+        let error = match (status, error_type) {
+            (_, Some(error)) => Some(Value::from(error)),
+            (Some(status), None) => semconv::status_error_type(status, 500).map(Value::String),
+            (None, None) => None,
         }
-        if let Some(version) = self.version {
-            metric.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, version));
-        }
-        if let Some(code) = status_code {
+        .map(|error| KeyValue::new(ERROR_TYPE, error));
+        if let Some(code) = &code {
             span.set_attribute(code.clone());
-            metric.push(code);
         }
-        if let Some(error_type) = error_type {
-            let error = KeyValue::new(ERROR_TYPE, error_type);
+        if let Some(error) = &error {
             span.set_attribute(error.clone());
             // The status code or type says it all: no description.
             span.set_status(Status::error(""));
-            metric.push(error);
         }
-        self.in_flight.finish(metric.as_slice());
+        self.in_flight.finish(self.key(status, error_type), || {
+            let mut metric = Attributes::<6>::new();
+            metric.push(KeyValue::new(HTTP_REQUEST_METHOD, self.method));
+            metric.push(KeyValue::new(URL_SCHEME, self.scheme));
+            if let Some(route) = self.route.value() {
+                metric.push(KeyValue::new(HTTP_ROUTE, route));
+            }
+            if let Some(version) = self.version {
+                metric.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, version));
+            }
+            metric.extend(code);
+            metric.extend(error);
+            metric
+        });
+    }
+
+    /// The key of the duration's attribute set; `None` for a route that
+    /// could not be interned. The error type is the status's, or the
+    /// inner error's type name.
+    fn key(&self, status: Option<StatusCode>, error_type: Option<&'static str>) -> Option<SetKey> {
+        let route = match self.route {
+            Route::None => None,
+            Route::Interned(route) => Some(route),
+            Route::Owned(_) => return None,
+        };
+        let status = status.map_or(0, |s| u64::from(s.as_u16()));
+        Some(SetKey {
+            names: [
+                SetKey::name(Some(self.method)),
+                SetKey::name(Some(self.scheme)),
+                SetKey::name(route),
+                SetKey::name(error_type),
+            ],
+            bits: status | SetKey::short(self.version)? << 16,
+        })
+    }
+}
+
+/// The matched route template, if any.
+enum Route {
+    None,
+    /// The usual case: one of the application's templates, named once.
+    Interned(&'static str),
+    /// When the intern table is full.
+    Owned(Arc<str>),
+}
+
+impl Route {
+    fn value(&self) -> Option<StringValue> {
+        match self {
+            Route::None => None,
+            Route::Interned(route) => Some(StringValue::from(*route)),
+            Route::Owned(route) => Some(StringValue::from(Arc::clone(route))),
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Route::None => None,
+            Route::Interned(route) => Some(route),
+            Route::Owned(route) => Some(route),
+        }
     }
 }
 
