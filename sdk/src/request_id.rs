@@ -48,8 +48,11 @@ impl RequestId {
         for (i, digit) in text.iter_mut().enumerate() {
             *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
         }
-        // Hex digits are a valid header value; the fallback is never taken.
-        RequestId(HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("0")))
+        // Shared from the start: a copied slice would allocate again when
+        // first cloned (to echo it). Hex digits are a valid header value; the
+        // fallback is never taken.
+        let shared = bytes::Bytes::from_owner(text);
+        RequestId(HeaderValue::from_maybe_shared(shared).unwrap_or(HeaderValue::from_static("0")))
     }
 
     /// The id as text.

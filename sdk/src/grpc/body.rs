@@ -12,9 +12,9 @@ use crate::context::poll_scope;
 pin_project! {
     /// The body of a response from a gRPC layer's service.
     ///
-    /// It is polled inside the call's context and ends the call (its span and
-    /// its duration) when the stream ends, at the trailers that carry the
-    /// status, not when the first message leaves.
+    /// A server's is polled inside the call's context. It ends the call (its
+    /// span and its duration) when the stream ends, at the trailers that
+    /// carry the status, not when the first message leaves.
     #[derive(Debug)]
     pub struct ResponseBody<B> {
         #[pin]
@@ -42,7 +42,14 @@ impl<B: Body> Body for ResponseBody<B> {
         let Some(call) = this.call else {
             return this.inner.poll_frame(task);
         };
-        let polled = poll_scope(call.context(), || this.inner.poll_frame(task));
+        // A server's body is the handler's response stream: its code runs
+        // here and must see the call's context. A client's is the
+        // transport's, with no application code to see it.
+        let polled = if call.is_server() {
+            poll_scope(call.context(), || this.inner.poll_frame(task))
+        } else {
+            this.inner.poll_frame(task)
+        };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => match frame.trailers_ref() {
                 Some(trailers) => call.on_trailers(trailers),

@@ -2,10 +2,12 @@
 //! records. The server and the client differ only in [`Side`].
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use baton_propagators::{Dropped, Propagator};
+use foldhash::fast::RandomState;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::{
     SpanBuilder, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
@@ -44,7 +46,14 @@ pub(crate) struct Telemetry {
     tracer: LayerTracer,
     duration: Duration,
     propagator: Arc<dyn Propagator>,
+    /// Addresses seen in request URIs, so that each call does not copy its
+    /// host again. A few: a server answers to one or two names, a channel
+    /// talks to one; past [`ADDRESSES`], calls copy theirs as before.
+    addresses: Arc<RwLock<HashMap<Box<str>, Address, RandomState>>>,
 }
+
+/// The most [`Telemetry::address`] remembers.
+const ADDRESSES: usize = 16;
 
 impl Telemetry {
     /// Telemetry through the global providers and the configured propagator.
@@ -54,7 +63,25 @@ impl Telemetry {
             tracer: crate::metrics::global_tracer(),
             duration: duration(side, &crate::metrics::meter()),
             propagator: crate::propagation::get(),
+            addresses: Arc::default(),
         }
+    }
+
+    /// The `server.address` and `server.port` of `uri`, if it has an authority.
+    pub(crate) fn address(&self, uri: &http::Uri) -> Option<Address> {
+        let authority = uri.authority()?.as_str();
+        if let Ok(known) = self.addresses.read()
+            && let Some(address) = known.get(authority)
+        {
+            return Some(address.clone());
+        }
+        let address = Address::from_uri(uri)?;
+        if let Ok(mut known) = self.addresses.write()
+            && known.len() < ADDRESSES
+        {
+            known.insert(authority.into(), address.clone());
+        }
+        Some(address)
     }
 
     pub(crate) fn set_tracer_provider<P>(&mut self, provider: &P)
@@ -101,7 +128,9 @@ impl Telemetry {
             Side::Server => SpanKind::Server,
             Side::Client => SpanKind::Client,
         };
-        let mut attributes = Vec::with_capacity(4);
+        // Room for what `finish` adds too (method, status, error type): a
+        // span's attributes should not be reallocated as it ends.
+        let mut attributes = Vec::with_capacity(8);
         attributes.push(KeyValue::new(RPC_SYSTEM_NAME, GRPC));
         if let Some(server) = server {
             attributes.extend(server.attributes());
@@ -216,7 +245,7 @@ impl Address {
     }
 
     /// The authority of `uri`, if it has one.
-    pub(crate) fn from_uri(uri: &http::Uri) -> Option<Self> {
+    fn from_uri(uri: &http::Uri) -> Option<Self> {
         let authority = uri.authority()?;
         Some(Address {
             host: StringValue::from(Arc::<str>::from(authority.host())),
@@ -267,6 +296,11 @@ impl Call {
     /// The context holding the call's span.
     pub(crate) fn context(&self) -> &Context {
         &self.cx
+    }
+
+    /// Whether a server layer made it.
+    pub(crate) fn is_server(&self) -> bool {
+        self.telemetry.side == Side::Server
     }
 
     /// Reads the status from response headers: present in a trailers-only
@@ -328,12 +362,10 @@ impl Call {
             span.update_name(GRPC);
             span.set_attribute(KeyValue::new(RPC_METHOD_ORIGINAL, original.value()));
         }
-        span.set_attribute(method.clone());
-        if let Some(code) = &code {
-            span.set_attribute(code.clone());
-        }
+        // In one go: each call locks the span.
+        let outcome = code.iter().chain(&error_type).cloned();
+        span.set_attributes(std::iter::once(method.clone()).chain(outcome));
         if let Some(error) = error {
-            span.set_attribute(KeyValue::new(ERROR_TYPE, error));
             span.set_status(Status::error(error));
         }
         span.end();

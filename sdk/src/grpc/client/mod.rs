@@ -57,7 +57,7 @@ where
         let server = match &self.server {
             Some(server) => Some(server),
             None => {
-                from_uri = Address::from_uri(request.uri());
+                from_uri = self.telemetry.address(request.uri());
                 from_uri.as_ref()
             }
         };

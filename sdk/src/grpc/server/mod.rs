@@ -26,7 +26,7 @@ pub use layer::GrpcServerLayer;
 use crate::request_id::RequestId;
 
 use super::body::ResponseBody;
-use super::call::{Address, Telemetry};
+use super::call::Telemetry;
 use super::future::ResponseFuture;
 
 /// The service [`GrpcServerLayer`] wraps an inner service in.
@@ -52,7 +52,7 @@ where
         let parent = self.telemetry.extract(request.headers());
         // The caller's request id when safe to reuse, as the HTTP server does.
         let parent = RequestId::from_headers(request.headers()).set_in(&parent);
-        let server = Address::from_uri(request.uri());
+        let server = self.telemetry.address(request.uri());
         let call = self
             .telemetry
             .start(&parent, request.uri().path(), server.as_ref());

@@ -145,7 +145,8 @@ impl HttpClientMiddleware {
     ) -> Result<Response> {
         let parent = crate::current();
         let url = req.url();
-        let mut attributes = Vec::with_capacity(5);
+        // Room for what the response adds (status, version, error type).
+        let mut attributes = Vec::with_capacity(8);
         let method = semconv::push_method(req.method(), &mut attributes);
         let address: Option<Arc<str>> = url.host_str().map(Into::into);
         let port = url.port_or_known_default().map(i64::from);

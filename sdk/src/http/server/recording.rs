@@ -45,7 +45,9 @@ impl Recording {
                 .extract_from_header_map(&current, &parts.headers, &mut dropped);
         telemetry::log_dropped("incoming request", &dropped);
 
-        let mut attributes = Vec::with_capacity(10);
+        // Room for all, with what `finish` adds (status, error type): a
+        // span's attributes should not be reallocated as it ends.
+        let mut attributes = Vec::with_capacity(12);
         let method = semconv::push_method(&parts.method, &mut attributes);
         // Route templates come from the application: interned, not copied
         // for every request.
@@ -149,11 +151,9 @@ impl Recording {
             (None, None) => None,
         }
         .map(|error| KeyValue::new(ERROR_TYPE, error));
-        if let Some(code) = &code {
-            span.set_attribute(code.clone());
-        }
-        if let Some(error) = &error {
-            span.set_attribute(error.clone());
+        // In one go: each call locks the span.
+        span.set_attributes(code.iter().chain(&error).cloned());
+        if error.is_some() {
             // The status code or type says it all: no description.
             span.set_status(Status::error(""));
         }
