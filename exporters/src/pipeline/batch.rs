@@ -197,6 +197,11 @@ struct Queue<T> {
 
 struct Waiting<T> {
     items: VecDeque<T>,
+    /// An empty deque with room, given back by the export thread: what
+    /// `items` becomes when the thread takes them, so that recording the next
+    /// batch does not regrow a deque from nothing, reallocating and copying
+    /// every item held so far, under the lock.
+    spare: VecDeque<T>,
     /// Set when the export thread stops: later items are dropped (counted).
     closed: bool,
 }
@@ -211,16 +216,29 @@ impl<T> Queue<T> {
     fn take_all(&self, close: bool) -> VecDeque<T> {
         let mut waiting = self.lock();
         waiting.closed |= close;
-        std::mem::take(&mut waiting.items)
+        let spare = std::mem::take(&mut waiting.spare);
+        std::mem::replace(&mut waiting.items, spare)
     }
 
     /// Takes the full batches waiting, leaving the rest for the schedule.
     fn take_full_batches(&self) -> VecDeque<T> {
         let mut waiting = self.lock();
         let full = waiting.items.len() / self.batch_size * self.batch_size;
-        // Copies only the remainder, less than a batch, under the lock.
-        let rest = waiting.items.split_off(full);
+        // Moves only the remainder, less than a batch, under the lock.
+        let mut rest = std::mem::take(&mut waiting.spare);
+        rest.extend(waiting.items.drain(full..));
         std::mem::replace(&mut waiting.items, rest)
+    }
+
+    /// Keeps `emptied` (exported) as the next spare deque, unless it grew
+    /// past two batches in a burst: that memory is given back.
+    fn recycle(&self, emptied: VecDeque<T>) {
+        if emptied.is_empty() && emptied.capacity() <= 2 * self.batch_size {
+            let mut waiting = self.lock();
+            if waiting.spare.capacity() < emptied.capacity() {
+                waiting.spare = emptied;
+            }
+        }
     }
 }
 
@@ -250,6 +268,7 @@ impl<T: Send + 'static> BatchProcessor<T> {
         let queue = Arc::new(Queue {
             waiting: Mutex::new(Waiting {
                 items: VecDeque::new(),
+                spare: VecDeque::new(),
                 closed: false,
             }),
             held: AtomicUsize::new(0),
@@ -485,6 +504,7 @@ impl<T, E: BatchExporter<T>> Worker<T, E> {
                 result = Err(error);
             }
         }
+        self.queue.recycle(pending);
         result
     }
 

@@ -286,6 +286,8 @@ fn outgoing(cx: &Context, dropped: &mut Vec<Dropped>) -> Option<([u8; traceparen
         {
             received.header.clone()
         }
+        // The usual case, without filling the member list's kilobyte.
+        _ if sc.trace_state().into_iter().next().is_none() => String::new(),
         _ => Members::from_otel(sc.trace_state(), dropped).header(),
     };
     Some((traceparent::encode(sc), tracestate))
