@@ -5,10 +5,12 @@
 //! channel, so three spans per request, exported over OTLP/gRPC to a
 //! collector by Baton's pipeline with its defaults (what `baton::init()` sets
 //! up). A load generator, in the same process as the services, sends
-//! requests over 32 HTTP/1.1 connections. Three variants: everything
-//! uninstrumented, Baton's layers, and `axum-tracing-opentelemetry` +
+//! requests over 32 HTTP/1.1 connections. Four variants: everything
+//! uninstrumented, Baton's layers, `axum-tracing-opentelemetry` +
 //! `tonic-tracing-opentelemetry` (the stack the issue's figures were measured
-//! with), both instrumented ones exporting through the same pipeline.
+//! with), and minimal hand-written instrumentation on the `opentelemetry`
+//! 0.33 API (the issue's other reference point, in `overhead/manual.rs`),
+//! all instrumented ones exporting through the same pipeline.
 //!
 //! Each variant runs in a fresh process of its own (this binary, re-invoked
 //! with the variant as third argument): it warms up, then measures
@@ -17,7 +19,7 @@
 //! for people and once as an `overhead-result key=value ...` line. On a
 //! small, noisy machine one run of each is not to be trusted (the
 //! uninstrumented baseline alone varies 1.5-2x between runs), so the parent
-//! runs rounds of all three, rotating which goes first, compares each
+//! runs rounds of all four, rotating which goes first, compares each
 //! instrumented run with the same round's uninstrumented one, and prints the
 //! median of those per-round ratios and differences with their range, and
 //! what became of the spans over all rounds. A process per run also keeps the
@@ -28,8 +30,14 @@
 //! `cargo run --profile bench -p baton-examples --bin overhead -- http://127.0.0.1:4317 [requests [variant]]`;
 //! `none` instead of the endpoint records as usual but exports nowhere.
 //! `OVERHEAD_ROUNDS` sets the number of rounds (default 5). A variant
-//! (`uninstrumented`, `baton` or `tracing-opentelemetry`) runs that one
-//! alone, in this process, once: what the rounds run, and what to profile.
+//! (`uninstrumented`, `baton`, `tracing-opentelemetry` or
+//! `opentelemetry-manual`) runs that one alone, in this process, once: what
+//! the rounds run, and what to profile.
+
+// Beside this file rather than in src/bin/, where cargo would take it for a
+// binary of its own.
+#[path = "overhead/manual.rs"]
+mod manual;
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -96,7 +104,7 @@ fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let collector = args.next().ok_or(
         "usage: overhead <collector OTLP/gRPC endpoint, e.g. http://127.0.0.1:4317, or none> \
-         [requests [uninstrumented|baton|tracing-opentelemetry]]",
+         [requests [uninstrumented|baton|tracing-opentelemetry|opentelemetry-manual]]",
     )?;
     let requests = match args.next() {
         Some(n) => n.parse()?,
@@ -127,6 +135,7 @@ fn main() -> Result<(), BoxError> {
     }
     compare(&results, Variant::Baton);
     compare(&results, Variant::TracingOtel);
+    compare(&results, Variant::OtelManual);
     Ok(())
 }
 
@@ -144,24 +153,23 @@ fn rounds() -> Result<usize, BoxError> {
 }
 
 /// One round's runs, indexed by [`Variant::index`].
-type Round = [Measured; 3];
+type Round = [Measured; Variant::ALL.len()];
 
 /// Runs each variant once, each in a fresh process. Round `i` starts with
-/// variant `i mod 3`, so that none always runs first or last (and so on a
+/// variant `i mod 4`, so that none always runs first or last (and so on a
 /// machine that warms up, or gets busier, in the same way each time).
 fn run_round(round: usize, collector: &str, requests: u64) -> Result<Round, BoxError> {
-    let mut runs: [Option<Measured>; 3] = [None, None, None];
+    let mut runs: [Option<Measured>; Variant::ALL.len()] = Default::default();
     for k in 0..Variant::ALL.len() {
         let variant = Variant::ALL[(round + k) % Variant::ALL.len()];
         let measured = run_child(variant, collector, requests)?;
         measured.print_compact(variant.name());
         runs[variant.index()] = Some(measured);
     }
-    let [plain, baton, otel] = runs;
-    match (plain, baton, otel) {
-        (Some(plain), Some(baton), Some(otel)) => Ok([plain, baton, otel]),
-        _ => Err("a variant did not run".into()),
-    }
+    let [Some(plain), Some(baton), Some(otel), Some(manual)] = runs else {
+        return Err("a variant did not run".into());
+    };
+    Ok([plain, baton, otel, manual])
 }
 
 /// Runs `variant` alone in a fresh process of this binary and reads its
@@ -195,13 +203,17 @@ enum Variant {
     /// `tracing` + `tracing-opentelemetry` stack the issue measures), spans
     /// only, exported through the same pipeline as Baton's.
     TracingOtel,
+    /// Hand-written layers on the `opentelemetry` API ([`manual`]), spans
+    /// only, exported through the same pipeline as Baton's.
+    OtelManual,
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [
+    const ALL: [Variant; 4] = [
         Variant::Uninstrumented,
         Variant::Baton,
         Variant::TracingOtel,
+        Variant::OtelManual,
     ];
 
     fn name(self) -> &'static str {
@@ -209,6 +221,7 @@ impl Variant {
             Variant::Uninstrumented => "uninstrumented",
             Variant::Baton => "baton",
             Variant::TracingOtel => "tracing-opentelemetry",
+            Variant::OtelManual => "opentelemetry-manual",
         }
     }
 
@@ -218,7 +231,8 @@ impl Variant {
             .find(|v| v.name() == name)
             .ok_or_else(|| {
                 format!(
-                    "unknown variant {name:?}: one of uninstrumented, baton, tracing-opentelemetry"
+                    "unknown variant {name:?}: one of uninstrumented, baton, \
+                     tracing-opentelemetry, opentelemetry-manual"
                 )
                 .into()
             })
@@ -230,6 +244,7 @@ impl Variant {
             Variant::Uninstrumented => 0,
             Variant::Baton => 1,
             Variant::TracingOtel => 2,
+            Variant::OtelManual => 3,
         }
     }
 }
@@ -535,7 +550,7 @@ fn run(variant: Variant, collector: &str, requests: u64) -> Result<Measured, Box
     // The OTLP exporter's channel needs the runtime to build in and to run on.
     let telemetry = match variant {
         Variant::Uninstrumented => None,
-        Variant::Baton | Variant::TracingOtel => {
+        Variant::Baton | Variant::TracingOtel | Variant::OtelManual => {
             Some(rt.block_on(async { Telemetry::new(collector) })?)
         }
     };
@@ -694,6 +709,14 @@ async fn start(variant: Variant, telemetry: Option<&Telemetry>) -> Result<Socket
                 .add_service(echo)
                 .serve_with_incoming(incoming),
         ),
+        (Variant::OtelManual, Some(t)) => tokio::spawn(
+            server
+                .layer(manual::GrpcServerLayer(
+                    t.tracer_provider.tracer("overhead"),
+                ))
+                .add_service(echo)
+                .serve_with_incoming(incoming),
+        ),
         _ => tokio::spawn(server.add_service(echo).serve_with_incoming(incoming)),
     };
 
@@ -725,6 +748,20 @@ async fn start(variant: Variant, telemetry: Option<&Telemetry>) -> Result<Socket
         ))
         .layer(OtelInResponseLayer)
         .layer(OtelAxumLayer::default()),
+        (Variant::OtelManual, Some(t)) => {
+            let tracer = t.tracer_provider.tracer("overhead");
+            gateway(EchoClient::new(
+                tower::ServiceBuilder::new()
+                    .layer(manual::GrpcClientLayer(tracer.clone()))
+                    .service(channel),
+            ))
+            // `Router::layer` wraps each route, after routing: the
+            // middleware sees the `MatchedPath`.
+            .layer(axum::middleware::from_fn_with_state(
+                tracer,
+                manual::http_server,
+            ))
+        }
         _ => gateway(EchoClient::new(channel)),
     };
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
