@@ -39,7 +39,13 @@ impl Fake {
                 self.batches.lock().unwrap().push(len);
                 Ok(())
             }
-            Behaviour::Fail => Err(OTelSdkError::InternalFailure("collector said no".into())),
+            Behaviour::Fail => {
+                // Refusing takes a round trip: a burst of spans outruns it
+                // and overflows the queue, as the test of losses needs
+                // (an instant refusal let the export thread keep up).
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Err(OTelSdkError::InternalFailure("collector said no".into()))
+            }
             Behaviour::Hang => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Ok(())
