@@ -63,7 +63,7 @@ use baton_testkit::{Discard, EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{SpanKind, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -711,9 +711,10 @@ async fn start(variant: Variant, telemetry: Option<&Telemetry>) -> Result<Socket
         ),
         (Variant::OtelManual, Some(t)) => tokio::spawn(
             server
-                .layer(manual::GrpcServerLayer(
-                    t.tracer_provider.tracer("overhead"),
-                ))
+                .layer(manual::GrpcLayer {
+                    tracer: t.tracer_provider.tracer("overhead"),
+                    kind: SpanKind::Server,
+                })
                 .add_service(echo)
                 .serve_with_incoming(incoming),
         ),
@@ -752,7 +753,10 @@ async fn start(variant: Variant, telemetry: Option<&Telemetry>) -> Result<Socket
             let tracer = t.tracer_provider.tracer("overhead");
             gateway(EchoClient::new(
                 tower::ServiceBuilder::new()
-                    .layer(manual::GrpcClientLayer(tracer.clone()))
+                    .layer(manual::GrpcLayer {
+                        tracer: tracer.clone(),
+                        kind: SpanKind::Client,
+                    })
                     .service(channel),
             ))
             // `Router::layer` wraps each route, after routing: the

@@ -77,19 +77,39 @@ pub(crate) fn push_method(original: &Method, attributes: &mut Vec<KeyValue>) -> 
     value
 }
 
-/// `{method} {target}`, or `{method}` without a low-cardinality target; an
-/// unknown method is named `HTTP`.
-pub(crate) fn span_name(method: &'static str, target: Option<&str>) -> Cow<'static, str> {
+/// `{method} {route}`, or `{method}` without a route (a client's spans, a
+/// server's unmatched requests); an unknown method is named `HTTP`.
+pub(crate) fn span_name(method: &'static str, route: &Route) -> Cow<'static, str> {
     let method = if method == OTHER { "HTTP" } else { method };
-    let Some(target) = target else {
-        return Cow::Borrowed(method);
+    let route = match route {
+        Route::None => return Cow::Borrowed(method),
+        // One of the application's templates: named once.
+        Route::Interned(route) => match crate::intern::pair(method, route) {
+            Some(name) => return Cow::Borrowed(name),
+            None => route,
+        },
+        Route::Owned(route) => &**route,
     };
-    // A route template is one of the application's few: named once.
-    let interned =
-        crate::intern::get(target).and_then(|target| crate::intern::pair(method, target));
-    match interned {
-        Some(name) => Cow::Borrowed(name),
-        None => Cow::Owned(format!("{method} {target}")),
+    Cow::Owned(format!("{method} {route}"))
+}
+
+/// The matched route template, if any.
+pub(crate) enum Route {
+    None,
+    /// The usual case: one of the application's templates, named once.
+    Interned(&'static str),
+    /// When the intern table is full.
+    Owned(Arc<str>),
+}
+
+impl Route {
+    /// The `http.route` value.
+    pub(crate) fn value(&self) -> Option<StringValue> {
+        match self {
+            Route::None => None,
+            Route::Interned(route) => Some(StringValue::from(*route)),
+            Route::Owned(route) => Some(StringValue::from(Arc::clone(route))),
+        }
     }
 }
 
@@ -142,8 +162,8 @@ mod tests {
                 KeyValue::new(HTTP_REQUEST_METHOD_ORIGINAL, "PURGE"),
             ]
         );
-        assert_eq!(span_name(OTHER, Some("/x")), "HTTP /x");
-        assert_eq!(span_name("GET", None), "GET");
+        assert_eq!(span_name(OTHER, &Route::Owned("/x".into())), "HTTP /x");
+        assert_eq!(span_name("GET", &Route::None), "GET");
     }
 
     #[test]

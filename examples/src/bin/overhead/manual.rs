@@ -87,29 +87,34 @@ fn rpc_span(tracer: &SdkTracer, kind: SpanKind, path: &str, parent: &Context) ->
 /// What a hand-written layer returns when its future is not nameable.
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// A CLIENT span around each call of a tonic channel, with `traceparent`
-/// injected into the request.
+/// An RPC span around each gRPC call: CLIENT around a tonic channel (child
+/// of the current context, `traceparent` injected into the request), or
+/// SERVER in a tonic server (child of the caller's `traceparent`, current
+/// while the handler runs).
 #[derive(Clone)]
-pub(crate) struct GrpcClientLayer(pub(crate) SdkTracer);
+pub(crate) struct GrpcLayer {
+    pub(crate) tracer: SdkTracer,
+    pub(crate) kind: SpanKind,
+}
 
-impl<S> tower::Layer<S> for GrpcClientLayer {
-    type Service = GrpcClient<S>;
+impl<S> tower::Layer<S> for GrpcLayer {
+    type Service = Grpc<S>;
 
-    fn layer(&self, inner: S) -> GrpcClient<S> {
-        GrpcClient {
+    fn layer(&self, inner: S) -> Grpc<S> {
+        Grpc {
             inner,
-            tracer: self.0.clone(),
+            layer: self.clone(),
         }
     }
 }
 
 #[derive(Clone)]
-pub(crate) struct GrpcClient<S> {
+pub(crate) struct Grpc<S> {
     inner: S,
-    tracer: SdkTracer,
+    layer: GrpcLayer,
 }
 
-impl<S, B, R> tower::Service<http::Request<B>> for GrpcClient<S>
+impl<S, B, R> tower::Service<http::Request<B>> for Grpc<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
@@ -123,73 +128,31 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // The parent is whatever the caller made current: the gateway's span.
-        let cx = rpc_span(
-            &self.tracer,
-            SpanKind::Client,
-            request.uri().path(),
-            &Context::current(),
-        );
-        TraceContextPropagator::new()
-            .inject_context(&cx, &mut HeaderCarrierMut(request.headers_mut()));
+        let propagator = TraceContextPropagator::new();
+        let server = self.layer.kind == SpanKind::Server;
+        // A client's parent is whatever the caller made current (the
+        // gateway's span); a server's is the caller's, from the headers.
+        let parent = if server {
+            propagator.extract(&HeaderCarrier(request.headers()))
+        } else {
+            Context::current()
+        };
+        let path = request.uri().path();
+        let cx = rpc_span(&self.layer.tracer, self.layer.kind.clone(), path, &parent);
+        if !server {
+            propagator.inject_context(&cx, &mut HeaderCarrierMut(request.headers_mut()));
+        }
+        // tonic's handler does its work when polled: the server's span is
+        // current for every poll. A channel's future is transport only.
+        let scope = server.then(|| cx.clone());
         let response = self.inner.call(request);
         // Unary: the response headers are the end of the call for this
         // measure; the body is not wrapped.
         Box::pin(async move {
-            let result = response.await;
-            cx.span().end();
-            result
-        })
-    }
-}
-
-/// A SERVER span around each call a tonic server receives, under the
-/// caller's span from `traceparent`.
-#[derive(Clone)]
-pub(crate) struct GrpcServerLayer(pub(crate) SdkTracer);
-
-impl<S> tower::Layer<S> for GrpcServerLayer {
-    type Service = GrpcServer<S>;
-
-    fn layer(&self, inner: S) -> GrpcServer<S> {
-        GrpcServer {
-            inner,
-            tracer: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct GrpcServer<S> {
-    inner: S,
-    tracer: SdkTracer,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for GrpcServer<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let parent = TraceContextPropagator::new().extract(&HeaderCarrier(request.headers()));
-        let cx = rpc_span(
-            &self.tracer,
-            SpanKind::Server,
-            request.uri().path(),
-            &parent,
-        );
-        // tonic's handler does its work when polled: current for every poll.
-        let response = self.inner.call(request).with_context(cx.clone());
-        Box::pin(async move {
-            let result = response.await;
+            let result = match scope {
+                Some(scope) => response.with_context(scope).await,
+                None => response.await,
+            };
             cx.span().end();
             result
         })

@@ -164,7 +164,7 @@ impl HttpClientMiddleware {
         // The span has the method already (with its original, if normalised).
         attributes.extend(endpoint.as_slice().iter().skip(1).cloned());
         attributes.push(KeyValue::new(URL_FULL, url::full(url)));
-        let builder = SpanBuilder::from_name(semconv::span_name(method, None))
+        let builder = SpanBuilder::from_name(semconv::span_name(method, &semconv::Route::None))
             .with_kind(SpanKind::Client)
             .with_attributes(attributes);
         let cx = self.tracer.start(builder, &parent);

@@ -1,12 +1,10 @@
 //! One request's span and metrics, from extraction to response.
 
-use std::sync::Arc;
-
 use http::header::{HOST, USER_AGENT};
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
 use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt};
-use opentelemetry::{Context, KeyValue, StringValue, Value};
+use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
     NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, URL_PATH, URL_QUERY, URL_SCHEME,
@@ -14,7 +12,7 @@ use opentelemetry_semantic_conventions::attribute::{
 };
 
 use super::HttpServerLayer;
-use crate::http::semconv;
+use crate::http::semconv::{self, Route};
 use crate::http::telemetry::{self, Attributes, InFlight};
 use crate::metrics::SetKey;
 use crate::request_id::{self, RequestId};
@@ -85,7 +83,7 @@ impl Recording {
             attributes.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, version));
         }
 
-        let builder = SpanBuilder::from_name(semconv::span_name(method, route.as_str()))
+        let builder = SpanBuilder::from_name(semconv::span_name(method, &route))
             .with_kind(SpanKind::Server)
             .with_attributes(attributes);
         let cx = if layer.public {
@@ -192,39 +190,6 @@ impl Recording {
             ],
             bits: status | SetKey::short(self.version)? << 16,
         })
-    }
-}
-
-/// The matched route template, if any.
-enum Route {
-    None,
-    /// The usual case: one of the application's templates, named once.
-    Interned(&'static str),
-    /// When the intern table is full.
-    Owned(Arc<str>),
-}
-
-impl Route {
-    fn value(&self) -> Option<StringValue> {
-        match self {
-            Route::None => None,
-            Route::Interned(route) => Some(StringValue::from(*route)),
-            Route::Owned(route) => Some(StringValue::from(Arc::clone(route))),
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Route::None => None,
-            Route::Interned(route) => Some(route),
-            Route::Owned(route) => Some(route),
-        }
-    }
-}
-
-impl Drop for Recording {
-    fn drop(&mut self) {
-        self.cx.span().end();
     }
 }
 
