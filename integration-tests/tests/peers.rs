@@ -1,5 +1,5 @@
 //! Cross-language conformance: Baton's propagators against the official
-//! Python and Node OpenTelemetry SDKs, over real HTTP on loopback.
+//! Python, Node and Go OpenTelemetry SDKs, over real HTTP on loopback.
 //!
 //! The peers (`integration-tests/peers/`) are installed by `scripts/setup-peers`;
 //! a missing runtime fails the test with a message saying so.
@@ -208,13 +208,13 @@ fn flags_of(traceparent: &str) -> u8 {
 /// The value the peer's SDK reports for one baggage entry Baton sent.
 ///
 /// Python decodes with `unquote_plus` (a `+` reads as a space) and has no
-/// properties: it keeps them in the value. Node reads W3C baggage as written
-/// and reports properties separately.
+/// properties: it keeps them in the value. Node and Go read W3C baggage as
+/// written and report properties separately.
 fn expected_at_peer(kind: PeerKind, value: &str, prop: &str) -> String {
     match kind {
         PeerKind::Python if prop.is_empty() => value.replace('+', " "),
         PeerKind::Python => format!("{value};{prop}"),
-        PeerKind::Node => value.to_owned(),
+        PeerKind::Node | PeerKind::Go => value.to_owned(),
     }
 }
 
@@ -251,7 +251,7 @@ async fn baton_to_peer(kind: PeerKind) {
         let got = seen.baggage.get(key).map(|v| match kind {
             // Whitespace around `;` is optional in W3C baggage; compare without it.
             PeerKind::Python => v.replace("; ", ";"),
-            PeerKind::Node => v.clone(),
+            PeerKind::Node | PeerKind::Go => v.clone(),
         });
         let want = expected_at_peer(kind, value, prop);
         c.eq(
@@ -260,10 +260,11 @@ async fn baton_to_peer(kind: PeerKind) {
             Some(want.as_str()),
         );
     }
-    if kind == PeerKind::Node {
-        // @opentelemetry/core 2.12 keeps baggage properties as entry metadata.
+    if matches!(kind, PeerKind::Node | PeerKind::Go) {
+        // @opentelemetry/core 2.12 and Go's otel 1.47 keep baggage
+        // properties as entry metadata.
         c.eq(
-            "Node baggage metadata of \"prop\"",
+            "baggage metadata of \"prop\"",
             seen.baggage_metadata.get("prop").map(|m| m.trim()),
             Some("p=1"),
         );
@@ -370,7 +371,7 @@ async fn peer_to_baton(kind: PeerKind) {
                 // Python encodes with quote_plus (space as `+`), which W3C
                 // decoders, Baton included, read as a literal `+`.
                 PeerKind::Python => v.replace(' ', "+"),
-                PeerKind::Node => v.clone(),
+                PeerKind::Node | PeerKind::Go => v.clone(),
             };
             (k.clone(), v)
         })
@@ -381,12 +382,12 @@ async fn peer_to_baton(kind: PeerKind) {
         cx.baggage().len(),
         BAGGAGE.len(),
     );
-    if kind == PeerKind::Node {
+    if matches!(kind, PeerKind::Node | PeerKind::Go) {
         let meta = cx
             .baggage()
             .get_with_metadata("prop")
             .map(|(_, m)| m.as_str().trim());
-        c.eq("baggage property from Node", meta, Some("p=1"));
+        c.eq("baggage property from the peer", meta, Some("p=1"));
     }
     c.finish(&format!(
         "{} peer root {}; continued {}",
@@ -416,119 +417,106 @@ async fn node_to_baton() {
     peer_to_baton(PeerKind::Node).await;
 }
 
-/// Baton → Python → Baton → Node → Baton, each hop fed the headers the
-/// previous one injected.
 #[tokio::test]
-async fn multi_hop_baton_python_baton_node_baton() {
+async fn baton_to_go() {
+    baton_to_peer(PeerKind::Go).await;
+}
+
+#[tokio::test]
+async fn go_to_baton() {
+    peer_to_baton(PeerKind::Go).await;
+}
+
+/// Baton → Python → Baton → Node → Baton → Go → Baton, each hop fed the
+/// headers the previous one injected; Baton sends each peer's flags on.
+#[tokio::test]
+async fn multi_hop_across_python_node_and_go() {
     let propagator = baton_propagator();
-    let (python, node) = (Peer::start(PeerKind::Python), Peer::start(PeerKind::Node));
+    let peers = [
+        Peer::start(PeerKind::Python),
+        Peer::start(PeerKind::Node),
+        Peer::start(PeerKind::Go),
+    ];
     let expected_baggage = portable_expected();
     let mut c = Checks::default();
+    let mut trail = Vec::new();
 
     // Hop 0: Baton originates.
-    let hop0 = baton_origin(&propagator, portable_baggage());
-    let trace_id = hop0.trace_id.to_string();
-    let h0 = inject(&propagator, &hop0.cx);
+    let origin = baton_origin(&propagator, portable_baggage());
+    let trace_id = origin.trace_id.to_string();
+    let h0 = inject(&propagator, &origin.cx);
+    let (mut headers, mut parent, mut flags) = (h0.clone(), origin.span_id.to_string(), 0x03);
 
-    // Hop 1: Python.
-    let py = python.call(&h0).await;
-    c.eq("python: trace id", &py.trace_id, &trace_id);
-    c.eq(
-        "python: parent",
-        py.parent_span_id.clone(),
-        Some(hop0.span_id.to_string()),
-    );
-    c.eq("python: incoming flags", py.trace_flags, Some(0x03));
-    c.eq("python: tracestate", py.tracestate.as_str(), TRACESTATE);
-    c.eq("python: baggage", &py.baggage, &expected_baggage);
+    for peer in &peers {
+        let name = peer.kind().name();
+        let seen = peer.call(&headers).await;
+        c.eq(&format!("{name}: trace id"), &seen.trace_id, &trace_id);
+        c.eq(
+            &format!("{name}: parent = Baton's span"),
+            seen.parent_span_id.as_deref(),
+            Some(parent.as_str()),
+        );
+        c.eq(
+            &format!("{name}: incoming flags"),
+            seen.trace_flags,
+            Some(flags),
+        );
+        c.eq(
+            &format!("{name}: tracestate"),
+            seen.tracestate.as_str(),
+            TRACESTATE,
+        );
+        c.eq(
+            &format!("{name}: baggage"),
+            &seen.baggage,
+            &expected_baggage,
+        );
 
-    // Hop 2: Baton receives from Python and calls Node with Python's flags.
-    let cx2 = propagator.extract(&HeaderCarrier(&py.injected));
-    let sc2 = cx2.span().span_context().clone();
-    c.eq(
-        "baton hop 2: trace id",
-        sc2.trace_id().to_string(),
-        trace_id.clone(),
-    );
-    c.eq(
-        "baton hop 2: parent = python span",
-        sc2.span_id().to_string(),
-        py.span_id.clone(),
-    );
-    c.eq(
-        "baton hop 2: baggage",
-        &baggage_values(&cx2),
-        &expected_baggage,
-    );
-    let py_flags = flags_of(
-        py.injected("traceparent")
-            .expect("python injected traceparent"),
-    );
-    let hop2 = baton_hop(&propagator, &py.injected, py_flags);
-    let h2 = inject(&propagator, &hop2.cx);
-    // Baton's own encoding is stable across hops, even after Python re-encoded it.
-    c.eq(
-        "baton baggage members, hop 2 vs hop 0",
-        members(header(&h2, "baggage")),
-        members(header(&h0, "baggage")),
-    );
-    c.eq(
-        "baton hop 2: tracestate",
-        header(&h2, "tracestate"),
-        Some(TRACESTATE),
-    );
+        // Baton receives from the peer and calls the next one.
+        let cx = propagator.extract(&HeaderCarrier(&seen.injected));
+        let sc = cx.span().span_context().clone();
+        c.eq(
+            &format!("baton after {name}: trace id"),
+            sc.trace_id().to_string(),
+            trace_id.clone(),
+        );
+        c.eq(
+            &format!("baton after {name}: parent = {name}'s span"),
+            sc.span_id().to_string(),
+            seen.span_id.clone(),
+        );
+        c.that(
+            &format!("baton after {name}: still sampled"),
+            sc.is_sampled(),
+        );
+        c.eq(
+            &format!("baton after {name}: baggage"),
+            &baggage_values(&cx),
+            &expected_baggage,
+        );
+        flags = flags_of(
+            seen.injected("traceparent")
+                .unwrap_or_else(|| panic!("{name} injected no traceparent")),
+        );
+        let hop = baton_hop(&propagator, &seen.injected, flags);
+        headers = inject(&propagator, &hop.cx);
+        // Baton's own encoding is stable across hops, whatever the peer
+        // re-encoded.
+        c.eq(
+            &format!("baton after {name}: baggage members vs hop 0"),
+            members(header(&headers, "baggage")),
+            members(header(&h0, "baggage")),
+        );
+        c.eq(
+            &format!("baton after {name}: tracestate"),
+            header(&headers, "tracestate"),
+            Some(TRACESTATE),
+        );
+        parent = hop.span_id.to_string();
+        trail.push(format!("{name} {}; baton {headers:?}", seen.raw));
+    }
 
-    // Hop 3: Node.
-    let nd = node.call(&h2).await;
-    c.eq("node: trace id", &nd.trace_id, &trace_id);
-    c.eq(
-        "node: parent",
-        nd.parent_span_id.clone(),
-        Some(hop2.span_id.to_string()),
-    );
-    c.eq(
-        "node: incoming flags = python's",
-        nd.trace_flags,
-        Some(py_flags),
-    );
-    c.eq("node: tracestate", nd.tracestate.as_str(), TRACESTATE);
-    c.eq("node: baggage", &nd.baggage, &expected_baggage);
-
-    // Hop 4: Baton receives from Node.
-    let cx4 = propagator.extract(&HeaderCarrier(&nd.injected));
-    let sc4 = cx4.span().span_context().clone();
-    c.eq(
-        "baton hop 4: trace id",
-        sc4.trace_id().to_string(),
-        trace_id.clone(),
-    );
-    c.eq(
-        "baton hop 4: parent = node span",
-        sc4.span_id().to_string(),
-        nd.span_id.clone(),
-    );
-    c.that("baton hop 4: sampled survived every hop", sc4.is_sampled());
-    c.eq(
-        "baton hop 4: baggage",
-        &baggage_values(&cx4),
-        &expected_baggage,
-    );
-    let h4 = inject(&propagator, &cx4);
-    c.eq(
-        "baton hop 4: tracestate",
-        header(&h4, "tracestate"),
-        Some(TRACESTATE),
-    );
-    c.eq(
-        "baton baggage members, hop 4 vs hop 0",
-        members(header(&h4, "baggage")),
-        members(header(&h0, "baggage")),
-    );
-
-    c.finish(&format!(
-        "hop0 {h0:?}; python {}; hop2 {h2:?}; node {}; hop4 {h4:?}",
-        py.raw, nd.raw
-    ));
+    c.finish(&format!("hop0 {h0:?}; {}", trail.join("; ")));
 }
 
 /// Traceparent values every implementation must reject.
@@ -655,4 +643,9 @@ async fn malformed_input_python() {
 #[tokio::test]
 async fn malformed_input_node() {
     malformed(PeerKind::Node).await;
+}
+
+#[tokio::test]
+async fn malformed_input_go() {
+    malformed(PeerKind::Go).await;
 }

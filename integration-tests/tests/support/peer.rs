@@ -1,4 +1,4 @@
-//! Starts the Python and Node OpenTelemetry peers (`integration-tests/peers/`)
+//! Starts the Python, Node and Go OpenTelemetry peers (`integration-tests/peers/`)
 //! on 127.0.0.1, waits for their readiness line with a deadline, talks HTTP/1
 //! to them, and kills them on drop (also when the test panics).
 
@@ -26,6 +26,7 @@ const START_ATTEMPTS: usize = 3;
 pub(crate) enum PeerKind {
     Python,
     Node,
+    Go,
 }
 
 impl PeerKind {
@@ -33,6 +34,7 @@ impl PeerKind {
         match self {
             PeerKind::Python => "python",
             PeerKind::Node => "node",
+            PeerKind::Go => "go",
         }
     }
 }
@@ -94,6 +96,16 @@ fn peer_command(kind: PeerKind) -> Command {
             let mut cmd = Command::new("node");
             cmd.arg(peer_dir.join("peer.js"));
             cmd
+        }
+        PeerKind::Go => {
+            let binary = root.join(".peers/go/peer");
+            assert!(
+                binary.is_file(),
+                "Go peer missing: {} does not exist. Build it with `{}` (needs Go >= 1.26).",
+                binary.display(),
+                setup.display()
+            );
+            Command::new(binary)
         }
     }
 }
@@ -267,7 +279,7 @@ pub(crate) struct PeerView {
     pub(crate) trace_flags: Option<u8>,
     pub(crate) tracestate: String,
     pub(crate) baggage: BTreeMap<String, String>,
-    /// Node only: baggage properties (metadata) per key.
+    /// Node and Go only: baggage properties (metadata) per key.
     pub(crate) baggage_metadata: BTreeMap<String, String>,
     pub(crate) injected: HeaderMap,
     pub(crate) raw: Value,
