@@ -1,17 +1,27 @@
-// Go peer for Baton's cross-language propagation tests.
+// Go peer for Baton's cross-language tests.
 //
 // Serves HTTP on 127.0.0.1:<os.Args[1]> (0 picks a free port) through
-// otelhttp, the official instrumentation a Go service would use, with the
-// SDK's tracer provider and the W3C Trace Context + Baggage propagators.
-// Every request is answered with JSON describing what the SDK extracted, read
-// inside the handler from the request's context, and the headers it injects
-// for an outbound call made from inside the handler.
+// otelhttp, and gRPC (the standard grpc.health.v1.Health service) on a free
+// 127.0.0.1 port through otelgrpc: the official instrumentation a Go service
+// would use, with the SDK's tracer provider and the W3C Trace Context +
+// Baggage propagators.
 //
-// Prints `READY <port>` on stdout once it accepts connections, and exits when
-// its stdin closes, so a test that dies cannot leave it behind.
+//   - HTTP `GET /`: JSON describing what the SDK extracted, read inside the
+//     handler from the request's context, and the headers it injects for an
+//     outbound call made from inside the handler.
+//   - gRPC `Health/Check`: the same description, sent back in the binary
+//     response header `x-peer-report-bin`.
+//   - HTTP `GET /call-grpc?addr=HOST:PORT`: from inside its server span, calls
+//     `Health/Check` at that address through otelgrpc's client handler, and
+//     answers with the description plus the client span the SDK recorded.
+//
+// Prints `GRPC <port>`, then `READY <port>` (the HTTP port) on stdout once it
+// accepts connections, and exits when its stdin closes, so a test that dies
+// cannot leave it behind.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,13 +29,20 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 )
 
 type report struct {
@@ -43,10 +60,21 @@ type report struct {
 	BaggageMetadata map[string]string `json:"baggage_metadata"`
 	Received        map[string]string `json:"received"`
 	Injected        map[string]string `json:"injected"`
+	// Set by /call-grpc only: the CLIENT span of the outbound call.
+	Client *clientSpan `json:"client,omitempty"`
 }
 
-func describe(r *http.Request) report {
-	ctx := r.Context()
+type clientSpan struct {
+	TraceID      string `json:"trace_id"`
+	SpanID       string `json:"span_id"`
+	ParentSpanID string `json:"parent_span_id"`
+	Name         string `json:"name"`
+	Status       string `json:"status"`
+}
+
+// What the SDK made of the incoming call, read from its context; `received`
+// holds the raw propagation headers (or metadata) as they arrived.
+func describe(ctx context.Context, received map[string]string) report {
 	span := trace.SpanFromContext(ctx)
 	sc := span.SpanContext()
 	out := report{
@@ -57,7 +85,7 @@ func describe(r *http.Request) report {
 		SpanTraceFlags:  uint8(sc.TraceFlags()),
 		Baggage:         map[string]string{},
 		BaggageMetadata: map[string]string{},
-		Received:        map[string]string{},
+		Received:        received,
 		Injected:        map[string]string{},
 	}
 	// The remote parent the SDK's span was started under: incoming flags and
@@ -80,11 +108,6 @@ func describe(r *http.Request) report {
 			out.BaggageMetadata[m.Key()] = strings.Join(parts, ";")
 		}
 	}
-	for _, name := range []string{"traceparent", "tracestate", "baggage"} {
-		if values := r.Header.Values(name); len(values) > 0 {
-			out.Received[name] = strings.Join(values, ",")
-		}
-	}
 	injected := http.Header{}
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(injected))
 	// http.Header canonicalises names ("Traceparent"); report them as sent
@@ -95,31 +118,130 @@ func describe(r *http.Request) report {
 	return out
 }
 
+var propagationHeaders = []string{"traceparent", "tracestate", "baggage"}
+
+func receivedHTTP(r *http.Request) map[string]string {
+	received := map[string]string{}
+	for _, name := range propagationHeaders {
+		if values := r.Header.Values(name); len(values) > 0 {
+			received[name] = strings.Join(values, ",")
+		}
+	}
+	return received
+}
+
+// health answers Check with a description of the call in its response header.
+type health struct {
+	healthpb.UnimplementedHealthServer
+}
+
+func (health) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	received := map[string]string{}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, name := range propagationHeaders {
+		if values := md.Get(name); len(values) > 0 {
+			received[name] = strings.Join(values, ",")
+		}
+	}
+	body, err := json.Marshal(describe(ctx, received))
+	if err != nil {
+		return nil, err
+	}
+	// A -bin header: grpc-go base64-encodes it, so any byte may travel.
+	if err := grpc.SetHeader(ctx, metadata.Pairs("x-peer-report-bin", string(body))); err != nil {
+		return nil, err
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+// callGRPC calls Health/Check at addr from inside the request's context and
+// returns the CLIENT span otelgrpc recorded for it.
+func callGRPC(ctx context.Context, recorder *tracetest.SpanRecorder, addr string) (*clientSpan, error) {
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, callErr := healthpb.NewHealthClient(conn).Check(callCtx, &healthpb.HealthCheckRequest{})
+	// The span ends with the call's last stats event; look for it briefly.
+	traceID := trace.SpanContextFromContext(ctx).TraceID()
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, s := range recorder.Ended() {
+			if s.SpanKind() == trace.SpanKindClient && s.SpanContext().TraceID() == traceID {
+				return &clientSpan{
+					TraceID:      s.SpanContext().TraceID().String(),
+					SpanID:       s.SpanContext().SpanID().String(),
+					ParentSpanID: s.Parent().SpanID().String(),
+					Name:         s.Name(),
+					Status:       s.Status().Code.String(),
+				}, callErr
+			}
+		}
+	}
+	return nil, fmt.Errorf("no client span recorded (call error: %v)", callErr)
+}
+
+func writeJSON(w http.ResponseWriter, body any) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("content-type", "application/json")
+	_, _ = w.Write(data)
+}
+
 func main() {
 	port := "0"
 	if len(os.Args) > 1 {
 		port = os.Args[1]
 	}
-	otel.SetTracerProvider(sdktrace.NewTracerProvider())
+	recorder := tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder)))
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(
 		propagation.TraceContext{}, propagation.Baggage{},
 	))
 
-	handler := otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := json.Marshal(describe(r))
+	grpcListener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "listen (grpc):", err)
+		os.Exit(1)
+	}
+	grpcServer := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler()))
+	healthpb.RegisterHealthServer(grpcServer, health{})
+	go func() {
+		if err := grpcServer.Serve(grpcListener); err != nil {
+			fmt.Fprintln(os.Stderr, "serve (grpc):", err)
+			os.Exit(1)
+		}
+	}()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, describe(r.Context(), receivedHTTP(r)))
+	})
+	mux.HandleFunc("/call-grpc", func(w http.ResponseWriter, r *http.Request) {
+		out := describe(r.Context(), receivedHTTP(r))
+		client, err := callGRPC(r.Context(), recorder, r.URL.Query().Get("addr"))
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		w.Header().Set("content-type", "application/json")
-		_, _ = w.Write(body)
-	}), "peer")
+		out.Client = client
+		writeJSON(w, out)
+	})
+	handler := otelhttp.NewHandler(mux, "peer")
 
 	listener, err := net.Listen("tcp", "127.0.0.1:"+port)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "listen:", err)
 		os.Exit(1)
 	}
+	fmt.Printf("GRPC %d\n", grpcListener.Addr().(*net.TCPAddr).Port)
 	fmt.Printf("READY %d\n", listener.Addr().(*net.TCPAddr).Port)
 
 	// The test holds our stdin open; EOF means it is gone.

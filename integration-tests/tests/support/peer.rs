@@ -115,6 +115,8 @@ fn peer_command(kind: PeerKind) -> Command {
 pub(crate) struct Peer {
     kind: PeerKind,
     port: u16,
+    /// The gRPC port a peer that serves gRPC announced (`GRPC <port>`).
+    grpc_port: Option<u16>,
     child: Child,
 }
 
@@ -162,7 +164,12 @@ impl Peer {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {} peer: {e}", kind.name()));
         let stdout = child.stdout.take().expect("stdout was piped");
-        let mut peer = Peer { kind, port, child };
+        let mut peer = Peer {
+            kind,
+            port,
+            grpc_port: None,
+            child,
+        };
 
         // Read lines on a thread so the wait below can have a deadline.
         let (tx, rx) = mpsc::channel();
@@ -189,6 +196,9 @@ impl Peer {
             );
             match rx.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok(line) if line.trim() == expected => break,
+                Ok(line) if line.starts_with("GRPC ") => {
+                    peer.grpc_port = line["GRPC ".len()..].trim().parse().ok();
+                }
                 Ok(line) => eprintln!("[{} peer] {line}", kind.name()),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 // stdout closed: the process is exiting; try_wait reports it.
@@ -213,9 +223,29 @@ impl Peer {
         self.kind
     }
 
+    /// `http://127.0.0.1:<port><path>`: the peer's HTTP server.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The peer's gRPC port; a peer that serves no gRPC fails the test.
+    pub(crate) fn grpc_port(&self) -> u16 {
+        self.grpc_port.unwrap_or_else(|| {
+            panic!(
+                "{} peer announced no gRPC port (`GRPC <port>`)",
+                self.kind.name()
+            )
+        })
+    }
+
     /// Sends `GET /` with `headers` (repeated lines kept) and parses the peer's report.
     pub(crate) async fn call(&self, headers: &HeaderMap) -> PeerView {
-        let (status, body) = http_get(self.port, headers).await;
+        PeerView::parse(self.kind, self.get_json("/", headers).await)
+    }
+
+    /// Sends `GET path` with `headers` and returns the peer's JSON answer.
+    pub(crate) async fn get_json(&self, path: &str, headers: &HeaderMap) -> Value {
+        let (status, body) = http_get(self.port, path, headers).await;
         let text = String::from_utf8_lossy(&body);
         assert_eq!(
             status,
@@ -223,15 +253,13 @@ impl Peer {
             "{} peer answered {status}: {text}",
             self.kind.name()
         );
-        let raw: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
-            panic!("{} peer sent invalid JSON ({e}): {text}", self.kind.name())
-        });
-        PeerView::parse(self.kind, raw)
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{} peer sent invalid JSON ({e}): {text}", self.kind.name()))
     }
 }
 
 /// One HTTP/1.1 GET over a fresh loopback connection.
-pub(crate) async fn http_get(port: u16, headers: &HeaderMap) -> (StatusCode, Bytes) {
+pub(crate) async fn http_get(port: u16, path: &str, headers: &HeaderMap) -> (StatusCode, Bytes) {
     let fut = async {
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -240,7 +268,7 @@ pub(crate) async fn http_get(port: u16, headers: &HeaderMap) -> (StatusCode, Byt
             .await
             .expect("HTTP/1 handshake with peer");
         let conn = tokio::spawn(conn);
-        let mut req = Request::get("/")
+        let mut req = Request::get(path)
             .header(http::header::HOST, format!("127.0.0.1:{port}"))
             .body(Empty::<Bytes>::new())
             .expect("build request");
@@ -286,7 +314,7 @@ pub(crate) struct PeerView {
 }
 
 impl PeerView {
-    fn parse(kind: PeerKind, raw: Value) -> PeerView {
+    pub(crate) fn parse(kind: PeerKind, raw: Value) -> PeerView {
         let field = |name: &str| -> &Value {
             raw.get(name)
                 .unwrap_or_else(|| panic!("{} peer report lacks `{name}`: {raw}", kind.name()))
