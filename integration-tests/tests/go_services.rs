@@ -6,12 +6,14 @@
 
 mod support;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use baton::grpc::client::GrpcClientLayer;
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::client::HttpClientMiddleware;
+use baton::http::server::HttpServerLayer;
 use http::HeaderMap;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceId, Tracer as _, TracerProvider as _,
@@ -20,6 +22,7 @@ use opentelemetry::{Context, Value};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde_json::Value as Json;
 use support::peer::{Peer, PeerKind, PeerView};
+use tokio::sync::oneshot;
 use tonic::transport::Endpoint;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::HealthCheckRequest;
@@ -134,38 +137,62 @@ async fn baton_grpc_client_to_go_otelgrpc_server() {
     assert_eq!(attr(&span, "rpc.method"), Some(Value::from(METHOD)));
 }
 
-/// What a call's handler side saw: baggage `tenant` and the current span.
+/// What a request's handler side saw: baggage `tenant` and the current span.
 type Seen = (Option<String>, SpanContext);
+type Record = Arc<Mutex<Vec<Seen>>>;
 
-/// A tonic Health server behind Baton's `GrpcServerLayer` on 127.0.0.1,
-/// keeping what each call's handler side saw.
-struct BatonHealth {
+/// Notes what the current context holds; called where a handler runs.
+fn note(record: &Record) {
+    let cx = Context::current();
+    record.lock().expect("not poisoned").push((
+        baton::baggage::get("tenant"),
+        cx.span().span_context().clone(),
+    ));
+}
+
+/// A server on 127.0.0.1 behind Baton's layer, keeping what each request's
+/// handler side saw.
+struct BatonServer {
     addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    stop: tokio::sync::oneshot::Sender<()>,
+    seen: Record,
+    stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl BatonHealth {
-    fn start(provider: &SdkTracerProvider) -> Self {
+impl BatonServer {
+    fn spawn<F>(
+        addr: SocketAddr,
+        seen: Record,
+        serve: impl FnOnce(oneshot::Receiver<()>) -> F,
+    ) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(stopped));
+        BatonServer {
+            addr,
+            seen,
+            stop,
+            task,
+        }
+    }
+
+    /// tonic's Health service behind `GrpcServerLayer`.
+    fn grpc(provider: &SdkTracerProvider) -> Self {
         let incoming = TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
         let addr = incoming.local_addr().expect("address");
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Record::default();
         let record = Arc::clone(&seen);
         // Inside Baton's layer, so it runs in the call's context, as the
         // handler does.
         let inspect = tower::util::MapRequestLayer::new(move |request| {
-            let cx = Context::current();
-            record.lock().expect("not poisoned").push((
-                baton::baggage::get("tenant"),
-                cx.span().span_context().clone(),
-            ));
+            note(&record);
             request
         });
         let (_, health) = tonic_health::server::health_reporter();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let layer = GrpcServerLayer::new().with_tracer_provider(provider);
-        let task = tokio::spawn(async move {
+        Self::spawn(addr, seen, |stopped| async move {
             tonic::transport::Server::builder()
                 .layer(layer)
                 .layer(inspect)
@@ -175,13 +202,37 @@ impl BatonHealth {
                 })
                 .await
                 .expect("serve");
-        });
-        BatonHealth {
-            addr,
-            seen,
-            stop,
-            task,
-        }
+        })
+    }
+
+    /// An axum route, `GET /items/{id}`, behind `HttpServerLayer`.
+    async fn http(provider: &SdkTracerProvider) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let seen = Record::default();
+        let record = Arc::clone(&seen);
+        let app = axum::Router::new()
+            .route(
+                "/items/{id}",
+                axum::routing::get(move || {
+                    let record = Arc::clone(&record);
+                    async move {
+                        note(&record);
+                        "item"
+                    }
+                }),
+            )
+            .layer(HttpServerLayer::new().with_tracer_provider(provider));
+        Self::spawn(addr, seen, |stopped| async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+        })
     }
 
     async fn stop(self) {
@@ -198,56 +249,90 @@ fn text<'a>(json: &'a Json, path: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no string at {path} in {json}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn go_otelgrpc_client_to_baton_grpc_server() {
-    let (provider, spans) = telemetry();
-    let server = BatonHealth::start(&provider);
-    let go = Peer::start(PeerKind::Go);
+/// The trace the Go peer is asked to continue when it calls Baton.
+fn incoming_trace() -> TraceId {
+    TraceId::from(0x4bf9_2f35_77b3_4d6a_a3ce_929d_0e0e_4736_u128)
+}
 
-    // The Go peer's HTTP server span continues this trace; from inside it,
-    // otelgrpc's client calls Baton.
-    let trace_id = TraceId::from(0x4bf9_2f35_77b3_4d6a_a3ce_929d_0e0e_4736_u128);
+/// Asks the Go peer to call out (`path`: `/call-grpc?...` or `/call-http?...`)
+/// from its server span, itself continuing [`incoming_trace`] with
+/// `tenant=acme` baggage; returns the id of the CLIENT span Go recorded.
+async fn go_calls(go: &Peer, path: &str) -> String {
     let mut headers = HeaderMap::new();
     headers.insert(
         "traceparent",
-        format!("00-{trace_id}-00f067aa0ba902b7-01")
+        format!("00-{}-00f067aa0ba902b7-01", incoming_trace())
             .parse()
             .expect("header value"),
     );
     headers.insert("baggage", "tenant=acme".parse().expect("header value"));
-    let answer = go
-        .get_json(&format!("/call-grpc?addr={}", server.addr), &headers)
-        .await;
-
-    let go_client = text(&answer, "/client/span_id");
-    assert_eq!(text(&answer, "/client/name"), METHOD);
-    assert_eq!(text(&answer, "/client/trace_id"), trace_id.to_string());
+    let answer = go.get_json(path, &headers).await;
+    assert_eq!(
+        text(&answer, "/client/trace_id"),
+        incoming_trace().to_string()
+    );
     // Go's own wiring: its client span is a child of its server span.
     assert_eq!(
         text(&answer, "/client/parent_span_id"),
-        text(&answer, "/span_id")
+        text(&answer, "/span_id"),
+        "Go answered {answer}"
     );
+    text(&answer, "/client/span_id").to_owned()
+}
 
-    let span = one(&spans, &SpanKind::Server, METHOD);
-    assert_eq!(span.span_context.trace_id(), trace_id);
+/// Baton's SERVER `span` continues Go's CLIENT span `go_client`, and the
+/// handler side of `server` saw the baggage and that span, once.
+#[track_caller]
+fn assert_baton_continued(span: &SpanData, go_client: &str, server: &BatonServer) {
+    assert_eq!(span.span_context.trace_id(), incoming_trace());
     assert_eq!(
         span.parent_span_id.to_string(),
         go_client,
-        "Baton's SERVER span continues otelgrpc's CLIENT span; Go answered {answer}"
+        "Baton's SERVER span continues Go's CLIENT span"
     );
     assert!(span.parent_span_is_remote);
-    assert_eq!(
-        attr(&span, "rpc.response.status_code"),
-        Some(Value::from("OK"))
-    );
-
+    assert_ne!(span.span_context.span_id(), SpanId::INVALID);
     let seen = server.seen.lock().expect("not poisoned").clone();
     assert_eq!(
         seen,
         vec![(Some("acme".to_owned()), span.span_context.clone())],
-        "the handler side sees the call's baggage and Baton's span"
+        "the handler side sees the request's baggage and Baton's span"
     );
-    assert_ne!(span.span_context.span_id(), SpanId::INVALID);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_otelgrpc_client_to_baton_grpc_server() {
+    let (provider, spans) = telemetry();
+    let server = BatonServer::grpc(&provider);
+    let go = Peer::start(PeerKind::Go);
+
+    let go_client = go_calls(&go, &format!("/call-grpc?addr={}", server.addr)).await;
+
+    let span = one(&spans, &SpanKind::Server, METHOD);
+    assert_baton_continued(&span, &go_client, &server);
+    assert_eq!(
+        attr(&span, "rpc.response.status_code"),
+        Some(Value::from("OK"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_otelhttp_client_to_baton_http_server() {
+    let (provider, spans) = telemetry();
+    let server = BatonServer::http(&provider).await;
+    let go = Peer::start(PeerKind::Go);
+
+    let url = format!("http://{}/items/7", server.addr);
+    let go_client = go_calls(&go, &format!("/call-http?url={url}")).await;
+
+    let span = one(&spans, &SpanKind::Server, "GET /items/{id}");
+    assert_baton_continued(&span, &go_client, &server);
+    assert_eq!(attr(&span, "http.route"), Some(Value::from("/items/{id}")));
+    assert_eq!(
+        attr(&span, "http.response.status_code"),
+        Some(Value::I64(200))
+    );
     server.stop().await;
 }
 

@@ -14,6 +14,8 @@
 //   - HTTP `GET /call-grpc?addr=HOST:PORT`: from inside its server span, calls
 //     `Health/Check` at that address through otelgrpc's client handler, and
 //     answers with the description plus the client span the SDK recorded.
+//   - HTTP `GET /call-http?url=URL`: the same, with a GET through otelhttp's
+//     client transport.
 //
 // Prints `GRPC <port>`, then `READY <port>` (the HTTP port) on stdout once it
 // accepts connections, and exits when its stdin closes, so a test that dies
@@ -154,20 +156,42 @@ func (health) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healt
 	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
 }
 
-// callGRPC calls Health/Check at addr from inside the request's context and
-// returns the CLIENT span otelgrpc recorded for it.
-func callGRPC(ctx context.Context, recorder *tracetest.SpanRecorder, addr string) (*clientSpan, error) {
+// callGRPC calls Health/Check at addr from inside ctx, through otelgrpc.
+func callGRPC(ctx context.Context, addr string) error {
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close()
-	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, callErr := healthpb.NewHealthClient(conn).Check(callCtx, &healthpb.HealthCheckRequest{})
-	// The span ends with the call's last stats event; look for it briefly.
+	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err
+}
+
+// callHTTP sends GET url from inside ctx, through otelhttp's transport.
+func callHTTP(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	client := http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport)}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+// recordedClient returns the CLIENT span the SDK recorded in ctx's trace,
+// waiting briefly: a span may end just after its call returns.
+func recordedClient(ctx context.Context, recorder *tracetest.SpanRecorder) (*clientSpan, error) {
 	traceID := trace.SpanContextFromContext(ctx).TraceID()
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		for _, s := range recorder.Ended() {
@@ -178,11 +202,11 @@ func callGRPC(ctx context.Context, recorder *tracetest.SpanRecorder, addr string
 					ParentSpanID: s.Parent().SpanID().String(),
 					Name:         s.Name(),
 					Status:       s.Status().Code.String(),
-				}, callErr
+				}, nil
 			}
 		}
 	}
-	return nil, fmt.Errorf("no client span recorded (call error: %v)", callErr)
+	return nil, fmt.Errorf("no client span recorded in trace %s", traceID)
 }
 
 func writeJSON(w http.ResponseWriter, body any) {
@@ -224,16 +248,26 @@ func main() {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, describe(r.Context(), receivedHTTP(r)))
 	})
-	mux.HandleFunc("/call-grpc", func(w http.ResponseWriter, r *http.Request) {
-		out := describe(r.Context(), receivedHTTP(r))
-		client, err := callGRPC(r.Context(), recorder, r.URL.Query().Get("addr"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
+	// Calls out from inside the server span, then reports that span and the
+	// CLIENT span of the call.
+	callOut := func(call func(ctx context.Context, target string) error, param string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			out := describe(r.Context(), receivedHTTP(r))
+			if err := call(r.Context(), r.URL.Query().Get(param)); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			client, err := recordedClient(r.Context(), recorder)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			out.Client = client
+			writeJSON(w, out)
 		}
-		out.Client = client
-		writeJSON(w, out)
-	})
+	}
+	mux.HandleFunc("/call-grpc", callOut(callGRPC, "addr"))
+	mux.HandleFunc("/call-http", callOut(callHTTP, "url"))
 	handler := otelhttp.NewHandler(mux, "peer")
 
 	listener, err := net.Listen("tcp", "127.0.0.1:"+port)
