@@ -66,7 +66,7 @@ impl LogExporter for Fake {
     }
 }
 
-fn bsp(vars: &[(&str, &str)]) -> baton_exporters::config::Bsp {
+fn bsp(vars: &[(&str, &str)]) -> baton_exporters::config::Batch {
     let config = Config::from_vars(|name| {
         vars.iter()
             .find(|(k, _)| *k == name)

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use baton_exporters::config::{Compression, Config, ExporterKind, Protocol, Sampler};
+use baton_exporters::config::{Batch, Compression, Config, ExporterKind, Protocol, Sampler};
 use opentelemetry::propagation::TextMapPropagator;
 use proptest::prelude::*;
 
@@ -71,6 +71,11 @@ fn defaults() {
     assert_eq!(config.bsp.export_timeout, ms(30_000));
     assert_eq!(config.bsp.max_queue_size, 65_536);
     assert_eq!(config.bsp.max_export_batch_size, 512);
+    // The log record processor's own defaults: exports every second.
+    assert_eq!(config.blrp.schedule_delay, ms(1_000));
+    assert_eq!(config.blrp.export_timeout, ms(30_000));
+    assert_eq!(config.blrp.max_queue_size, 65_536);
+    assert_eq!(config.blrp.max_export_batch_size, 512);
     assert_eq!(config.metric_export.interval, ms(60_000));
     assert_eq!(config.metric_export.timeout, ms(30_000));
 }
@@ -658,47 +663,92 @@ fn otlp_timeout_and_compression() {
     }
 }
 
+/// The settings of one batch processor as read, as (delay ms, timeout ms,
+/// queue, batch).
+fn batch(config: &Config, pick: fn(&Config) -> Batch) -> (Duration, Duration, usize, usize) {
+    let b = pick(config);
+    (
+        b.schedule_delay,
+        b.export_timeout,
+        b.max_queue_size,
+        b.max_export_batch_size,
+    )
+}
+
+/// The same table for `OTEL_BSP_*` and `OTEL_BLRP_*`: the two are read by
+/// one function, with their own names and defaults, and neither reads the
+/// other's variables.
 #[test]
-fn bsp() {
-    const D: &str = "OTEL_BSP_SCHEDULE_DELAY";
-    const T: &str = "OTEL_BSP_EXPORT_TIMEOUT";
-    const Q: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
-    const B: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
-    // (vars, (delay ms, timeout ms, queue, batch), warned)
+fn batch_processors() {
+    // (prefix, its processor, the other, default delay ms)
+    type Processor = (
+        &'static str,
+        fn(&Config) -> Batch,
+        fn(&Config) -> Batch,
+        u64,
+    );
+    let processors: [Processor; 2] = [
+        ("OTEL_BSP_", |c| c.bsp, |c| c.blrp, 5000),
+        ("OTEL_BLRP_", |c| c.blrp, |c| c.bsp, 1000),
+    ];
+    // (vars by suffix, (delay ms or None for the default, timeout ms, queue,
+    // batch), suffixes warned)
     type Row<'a> = (
         &'a [(&'a str, &'a str)],
-        (u64, u64, usize, usize),
+        (Option<u64>, u64, usize, usize),
         &'a [&'a str],
     );
+    const D: &str = "SCHEDULE_DELAY";
+    const T: &str = "EXPORT_TIMEOUT";
+    const Q: &str = "MAX_QUEUE_SIZE";
+    const B: &str = "MAX_EXPORT_BATCH_SIZE";
     let rows: [Row<'_>; 12] = [
-        (&[(D, "100"), (T, "200")], (100, 200, 65_536, 512), &[]),
-        (&[(Q, "4096"), (B, "1024")], (5000, 30_000, 4096, 1024), &[]),
-        (&[(Q, "100"), (B, "100")], (5000, 30_000, 100, 100), &[]),
+        (
+            &[(D, "100"), (T, "200")],
+            (Some(100), 200, 65_536, 512),
+            &[],
+        ),
+        (&[(Q, "4096"), (B, "1024")], (None, 30_000, 4096, 1024), &[]),
+        (&[(Q, "100"), (B, "100")], (None, 30_000, 100, 100), &[]),
         // The default batch size yields to a small queue without a warning.
-        (&[(Q, "100")], (5000, 30_000, 100, 100), &[]),
-        (&[(Q, "100"), (B, "200")], (5000, 30_000, 100, 100), &[B]),
-        (&[(B, "100000")], (5000, 30_000, 65_536, 65_536), &[B]),
-        (&[(D, "5s")], (5000, 30_000, 65_536, 512), &[D]),
-        (&[(D, "0")], (5000, 30_000, 65_536, 512), &[D]),
-        (&[(T, "-30000")], (5000, 30_000, 65_536, 512), &[T]),
-        (&[(Q, "lots")], (5000, 30_000, 65_536, 512), &[Q]),
-        (&[(Q, "0")], (5000, 30_000, 65_536, 512), &[Q]),
-        (&[(B, "1e3")], (5000, 30_000, 65_536, 512), &[B]),
+        (&[(Q, "100")], (None, 30_000, 100, 100), &[]),
+        (&[(Q, "100"), (B, "200")], (None, 30_000, 100, 100), &[B]),
+        (&[(B, "100000")], (None, 30_000, 65_536, 65_536), &[B]),
+        (&[(D, "5s")], (None, 30_000, 65_536, 512), &[D]),
+        (&[(D, "0")], (None, 30_000, 65_536, 512), &[D]),
+        (&[(T, "-30000")], (None, 30_000, 65_536, 512), &[T]),
+        (&[(Q, "lots")], (None, 30_000, 65_536, 512), &[Q]),
+        (&[(Q, "0")], (None, 30_000, 65_536, 512), &[Q]),
+        (&[(B, "1e3")], (None, 30_000, 65_536, 512), &[B]),
     ];
-    for (vars, (delay, timeout, queue, batch), warnings) in rows {
-        let config = load(vars);
-        let bsp = config.bsp;
-        assert_eq!(
-            (
-                bsp.schedule_delay,
-                bsp.export_timeout,
-                bsp.max_queue_size,
-                bsp.max_export_batch_size
-            ),
-            (ms(delay), ms(timeout), queue, batch),
-            "{vars:?}"
-        );
-        assert_eq!(warned(&config), warnings, "{vars:?}");
+    for (prefix, this, other, default_delay) in processors {
+        for (vars, (delay, timeout, queue, batch_size), warnings) in rows {
+            let vars: Vec<(String, &str)> = vars
+                .iter()
+                .map(|&(suffix, value)| (format!("{prefix}{suffix}"), value))
+                .collect();
+            let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            let config = load(&borrowed);
+            assert_eq!(
+                batch(&config, this),
+                (
+                    ms(delay.unwrap_or(default_delay)),
+                    ms(timeout),
+                    queue,
+                    batch_size
+                ),
+                "{vars:?}"
+            );
+            let untouched = load(&[]);
+            assert_eq!(
+                batch(&config, other),
+                batch(&untouched, other),
+                "{vars:?} changed the other processor"
+            );
+            let warned_names: Vec<String> =
+                warnings.iter().map(|w| format!("{prefix}{w}")).collect();
+            assert_eq!(warned(&config), warned_names, "{vars:?}");
+        }
     }
 }
 
@@ -744,6 +794,7 @@ fn display_redacts_header_values_only() {
         "traces: exporters=console endpoint=http://localhost:4318/v1/traces protocol=http/protobuf headers=[api-key=***] timeout=10000ms compression=none",
         "logs: exporters=otlp endpoint=http://localhost:4318/v1/logs protocol=http/protobuf headers=[x-tenant=***]",
         "bsp: schedule_delay=5000ms export_timeout=30000ms max_queue_size=65536 max_export_batch_size=512",
+        "blrp: schedule_delay=1000ms export_timeout=30000ms max_queue_size=65536 max_export_batch_size=512",
         "warning: OTEL_EXPORTER_OTLP_LOGS_HEADERS=\"x-tenant=***,***\": entry 2: no '='; entry dropped",
         "warning: OTEL_BSP_MAX_QUEUE_SIZE=\"-1\": not a positive whole number; ignored",
     ] {

@@ -339,6 +339,39 @@ fn a_refusing_collector_is_reported_as_a_failure() {
     );
 }
 
+/// The log pipeline batches by `OTEL_BLRP_*`, not by the span processor's
+/// `OTEL_BSP_*`: with a log queue of 10 (and a span queue of 1,000), records
+/// poured at a collector that never answers are dropped beyond what the log
+/// queue and one batch in flight hold.
+#[test]
+fn the_log_pipeline_is_configured_by_otel_blrp() {
+    let _serial = serial();
+    // Accepts connections and never answers: an export hangs until its timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = otlp_config(
+        format!("http://{}", silent.local_addr().unwrap()),
+        "grpc",
+        &[
+            ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+            ("OTEL_METRICS_EXPORTER", "none".to_owned()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "1000".to_owned()),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "10".to_owned()),
+            ("OTEL_BLRP_EXPORT_TIMEOUT", "60000".to_owned()),
+        ],
+    );
+    let pipeline = Pipeline::new(&config).unwrap();
+    let logger = pipeline.logger_provider().logger("blrp");
+    for i in 0..100 {
+        let mut record = logger.create_log_record();
+        record.set_body(format!("record-{i}").into());
+        logger.emit(record);
+    }
+    let report = pipeline.shutdown(Duration::from_secs(2));
+    eprintln!("log queue of 10: {report}");
+    assert!(report.logs.max_queued <= 10, "{report}");
+    assert!(report.logs.dropped >= 80, "{report}");
+}
+
 /// (6): the collector dies mid-run and comes back. Ending spans never
 /// blocks, the queue stays within its bound, losses are counted, and
 /// delivery resumes.

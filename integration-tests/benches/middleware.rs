@@ -38,7 +38,7 @@ use axum::routing::get;
 use axum_tracing_opentelemetry::middleware::{OtelAxumLayer, OtelInResponseLayer};
 use baton::grpc::client::GrpcClientLayer;
 use baton::http::server::HttpServerLayer;
-use baton_exporters::config::Bsp;
+use baton_exporters::config::Batch;
 use baton_exporters::pipeline::BatchSpanProcessor;
 use baton_testkit::{Discard, EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use cpu_time::ThreadTime;
@@ -88,7 +88,7 @@ impl Telemetry {
     fn new() -> Self {
         let exporter = CountingExporter::default();
         let exported = Arc::clone(&exporter.0);
-        let processor = BatchSpanProcessor::new(exporter, &Bsp::default()).unwrap();
+        let processor = BatchSpanProcessor::new(exporter, &Batch::SPANS).unwrap();
         let tracer_provider = SdkTracerProvider::builder()
             .with_sampler(Sampler::AlwaysOn)
             .with_span_processor(processor)

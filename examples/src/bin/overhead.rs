@@ -57,7 +57,7 @@ use baton::grpc::client::GrpcClientLayer;
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::server::HttpServerLayer;
 use baton_exporters::Config;
-use baton_exporters::config::Bsp;
+use baton_exporters::config::Batch;
 use baton_exporters::pipeline::{BatchSpanProcessor, Pipeline, PipelineStats, StatsSnapshot};
 use baton_testkit::{Discard, EchoClient, EchoRequest, EchoServer, UnaryEcho};
 use http_body_util::{BodyExt, Empty};
@@ -635,7 +635,7 @@ impl Telemetry {
             let resource = Resource::builder()
                 .with_service_name("baton-overhead")
                 .build();
-            let processor = BatchSpanProcessor::new(Discard, &Bsp::default())?;
+            let processor = BatchSpanProcessor::new(Discard, &Batch::SPANS)?;
             let spans = processor.stats();
             return Ok(Telemetry {
                 tracer_provider: SdkTracerProvider::builder()

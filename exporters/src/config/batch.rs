@@ -1,60 +1,93 @@
-//! `OTEL_BSP_*` (the batch span processor) and `OTEL_METRIC_EXPORT_*` (the
-//! periodic metric reader).
+//! `OTEL_BSP_*` (the batch span processor), `OTEL_BLRP_*` (the batch log
+//! record processor) and `OTEL_METRIC_EXPORT_*` (the periodic metric reader).
 
 use std::fmt;
 use std::time::Duration;
 
 use super::env::Env;
 
-/// Baton's default queue bound; see [`Bsp::max_queue_size`].
+/// Baton's default queue bound for both processors; see
+/// [`Batch::max_queue_size`].
 const DEFAULT_MAX_QUEUE_SIZE: usize = 65_536;
 
-const SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
-const EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
-const MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
-const MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const METRIC_EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
 
-/// Batch span processor settings, which the pipeline's batch log processor
-/// uses too (Baton reads no `OTEL_BLRP_*` variables; each processor has its
-/// own queue of this size). `max_export_batch_size` is never larger than
-/// `max_queue_size`.
+/// The variables of one batch processor, and its defaults.
+pub(crate) struct BatchVars {
+    schedule_delay: &'static str,
+    export_timeout: &'static str,
+    max_queue_size: &'static str,
+    max_export_batch_size: &'static str,
+    default: Batch,
+}
+
+/// `OTEL_BSP_*`, for spans.
+pub(crate) const SPANS: BatchVars = BatchVars {
+    schedule_delay: "OTEL_BSP_SCHEDULE_DELAY",
+    export_timeout: "OTEL_BSP_EXPORT_TIMEOUT",
+    max_queue_size: "OTEL_BSP_MAX_QUEUE_SIZE",
+    max_export_batch_size: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    default: Batch::SPANS,
+};
+
+/// `OTEL_BLRP_*`, for log records.
+pub(crate) const LOGS: BatchVars = BatchVars {
+    schedule_delay: "OTEL_BLRP_SCHEDULE_DELAY",
+    export_timeout: "OTEL_BLRP_EXPORT_TIMEOUT",
+    max_queue_size: "OTEL_BLRP_MAX_QUEUE_SIZE",
+    max_export_batch_size: "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+    default: Batch::LOGS,
+};
+
+/// A batch processor's settings: spans' from `OTEL_BSP_*`, log records' from
+/// `OTEL_BLRP_*`; each processor has its own queue. `max_export_batch_size`
+/// is never larger than `max_queue_size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Bsp {
-    /// `OTEL_BSP_SCHEDULE_DELAY`: the delay between two exports (default 5 s).
+pub struct Batch {
+    /// `OTEL_BSP_SCHEDULE_DELAY` / `OTEL_BLRP_SCHEDULE_DELAY`: the delay
+    /// between two exports (default 5 s for spans, 1 s for log records).
     pub schedule_delay: Duration,
-    /// `OTEL_BSP_EXPORT_TIMEOUT`: the time one export may take (default 30 s).
+    /// `OTEL_BSP_EXPORT_TIMEOUT` / `OTEL_BLRP_EXPORT_TIMEOUT`: the time one
+    /// export may take (default 30 s).
     pub export_timeout: Duration,
-    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans buffered before new ones are dropped
-    /// (Baton's default is 65,536, not the specification's 2048: a burst of
-    /// 20,000 spans must arrive whole, and 65,536 spans of a few hundred bytes
-    /// each still bound the queue to tens of megabytes).
+    /// `OTEL_BSP_MAX_QUEUE_SIZE` / `OTEL_BLRP_MAX_QUEUE_SIZE`: items buffered
+    /// before new ones are dropped (Baton's default is 65,536, not the
+    /// specification's 2048: a burst of 20,000 spans must arrive whole, and
+    /// 65,536 items of a few hundred bytes each still bound the queue to tens
+    /// of megabytes).
     pub max_queue_size: usize,
-    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export (default 512).
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` / `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`:
+    /// items per export (default 512).
     pub max_export_batch_size: usize,
 }
 
-impl Default for Bsp {
-    fn default() -> Self {
-        Self {
-            schedule_delay: Duration::from_secs(5),
-            export_timeout: Duration::from_secs(30),
-            max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
-            max_export_batch_size: 512,
-        }
-    }
-}
+impl Batch {
+    /// The batch span processor's defaults.
+    pub const SPANS: Batch = Batch {
+        schedule_delay: Duration::from_secs(5),
+        export_timeout: Duration::from_secs(30),
+        max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
+        max_export_batch_size: 512,
+    };
 
-impl Bsp {
-    pub(crate) fn read(env: &mut Env<'_>) -> Self {
-        let default = Self::default();
-        let max_queue_size = env.count(MAX_QUEUE_SIZE).unwrap_or(default.max_queue_size);
-        let max_export_batch_size = match env.count(MAX_EXPORT_BATCH_SIZE) {
+    /// The batch log record processor's defaults: as for spans, but exported
+    /// every second, as the specification has it.
+    pub const LOGS: Batch = Batch {
+        schedule_delay: Duration::from_secs(1),
+        ..Batch::SPANS
+    };
+
+    pub(crate) fn read(env: &mut Env<'_>, vars: &BatchVars) -> Self {
+        let default = vars.default;
+        let max_queue_size = env
+            .count(vars.max_queue_size)
+            .unwrap_or(default.max_queue_size);
+        let max_export_batch_size = match env.count(vars.max_export_batch_size) {
             Some(size) if size > max_queue_size => {
                 env.warn(
-                    MAX_EXPORT_BATCH_SIZE,
+                    vars.max_export_batch_size,
                     &size.to_string(),
                     format!(
                         "larger than the max queue size {max_queue_size}; using {max_queue_size}"
@@ -68,15 +101,19 @@ impl Bsp {
             None => default.max_export_batch_size.min(max_queue_size),
         };
         Self {
-            schedule_delay: env.millis(SCHEDULE_DELAY).unwrap_or(default.schedule_delay),
-            export_timeout: env.millis(EXPORT_TIMEOUT).unwrap_or(default.export_timeout),
+            schedule_delay: env
+                .millis(vars.schedule_delay)
+                .unwrap_or(default.schedule_delay),
+            export_timeout: env
+                .millis(vars.export_timeout)
+                .unwrap_or(default.export_timeout),
             max_queue_size,
             max_export_batch_size,
         }
     }
 }
 
-impl fmt::Display for Bsp {
+impl fmt::Display for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

@@ -16,7 +16,7 @@ mod warning;
 use std::env::VarError;
 use std::fmt;
 
-pub use batch::{Bsp, MetricExport};
+pub use batch::{Batch, MetricExport};
 pub use exporters::{ExporterKind, Exporters};
 pub use otlp::{Compression, Headers, Otlp, OtlpSignal, Protocol};
 pub use resource::Resource;
@@ -48,7 +48,9 @@ pub struct Config {
     /// `OTEL_EXPORTER_OTLP_*`, resolved per signal.
     pub otlp: Otlp,
     /// `OTEL_BSP_*`.
-    pub bsp: Bsp,
+    pub bsp: Batch,
+    /// `OTEL_BLRP_*`.
+    pub blrp: Batch,
     /// `OTEL_METRIC_EXPORT_INTERVAL` and `OTEL_METRIC_EXPORT_TIMEOUT`.
     pub metric_export: MetricExport,
     /// One warning per value that was malformed or unsupported, in the order
@@ -92,6 +94,10 @@ impl Config {
         "OTEL_BSP_EXPORT_TIMEOUT",
         "OTEL_BSP_MAX_QUEUE_SIZE",
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        "OTEL_BLRP_SCHEDULE_DELAY",
+        "OTEL_BLRP_EXPORT_TIMEOUT",
+        "OTEL_BLRP_MAX_QUEUE_SIZE",
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
         "OTEL_METRIC_EXPORT_INTERVAL",
         "OTEL_METRIC_EXPORT_TIMEOUT",
     ];
@@ -130,7 +136,8 @@ impl Config {
         let sampler = Sampler::read(&mut env);
         let exporters = Exporters::read(&mut env);
         let otlp = Otlp::read(&mut env);
-        let bsp = Bsp::read(&mut env);
+        let bsp = Batch::read(&mut env, &batch::SPANS);
+        let blrp = Batch::read(&mut env, &batch::LOGS);
         let metric_export = MetricExport::read(&mut env);
         Self {
             sdk_disabled,
@@ -140,6 +147,7 @@ impl Config {
             exporters,
             otlp,
             bsp,
+            blrp,
             metric_export,
             warnings: env.into_warnings(),
         }
@@ -193,6 +201,7 @@ impl fmt::Display for Config {
             )?;
         }
         writeln!(f, "bsp: {}", self.bsp)?;
+        writeln!(f, "blrp: {}", self.blrp)?;
         write!(f, "metric_export: {}", self.metric_export)?;
         for warning in &self.warnings {
             write!(f, "\nwarning: {warning}")?;

@@ -42,7 +42,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Notify, mpsc};
 
 use super::stats::PipelineStats;
-use crate::config::Bsp;
+use crate::config::Batch;
 
 /// Baton's batch span processor: see [`BatchProcessor`].
 pub type BatchSpanProcessor = BatchProcessor<SpanData>;
@@ -249,7 +249,7 @@ impl<T: Send + 'static> BatchProcessor<T> {
     /// need a runtime when they are built (tonic's) should be built with
     /// [`Self::on_runtime`] instead. Fails only if the operating system
     /// refuses a thread or the runtime's resources.
-    pub fn new<E: BatchExporter<T>>(exporter: E, config: &Bsp) -> std::io::Result<Self> {
+    pub fn new<E: BatchExporter<T>>(exporter: E, config: &Batch) -> std::io::Result<Self> {
         Self::on_runtime(runtime()?, exporter, config)
     }
 
@@ -260,7 +260,7 @@ impl<T: Send + 'static> BatchProcessor<T> {
     pub fn on_runtime<E: BatchExporter<T>>(
         runtime: Runtime,
         exporter: E,
-        config: &Bsp,
+        config: &Batch,
     ) -> std::io::Result<Self> {
         // The deque grows as it fills, so a large bound costs nothing until
         // used; 0 would refuse everything.

@@ -169,10 +169,8 @@ impl Pipeline {
         let mut logger = SdkLoggerProvider::builder().with_resource(resource);
         let mut log_stats = logs;
         if config.exporters.logs.contains(&ExporterKind::Otlp) {
-            // Baton's processor, with the span queue's settings: there are no
-            // `OTEL_BLRP_*` variables in Baton's configuration.
             let (runtime, exporter) = built_on_runtime(|| log_exporter(&config.otlp.logs))?;
-            let processor = BatchLogProcessor::on_runtime(runtime, exporter, &config.bsp)?;
+            let processor = BatchLogProcessor::on_runtime(runtime, exporter, &config.blrp)?;
             log_stats = processor.stats();
             logger = logger.with_log_processor(processor);
         }
