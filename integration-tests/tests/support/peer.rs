@@ -196,10 +196,10 @@ impl Peer {
             );
             match rx.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok(line) if line.trim() == expected => break,
-                Ok(line) if line.starts_with("GRPC ") => {
-                    peer.grpc_port = line["GRPC ".len()..].trim().parse().ok();
-                }
-                Ok(line) => eprintln!("[{} peer] {line}", kind.name()),
+                Ok(line) => match line.strip_prefix("GRPC ") {
+                    Some(port) => peer.grpc_port = port.trim().parse().ok(),
+                    None => eprintln!("[{} peer] {line}", kind.name()),
+                },
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 // stdout closed: the process is exiting; try_wait reports it.
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
