@@ -54,7 +54,6 @@ fn one(spans: &InMemorySpanExporter, kind: &SpanKind, name: &str) -> SpanData {
     span
 }
 
-#[track_caller]
 fn attr(span: &SpanData, key: &str) -> Option<Value> {
     span.attributes
         .iter()
