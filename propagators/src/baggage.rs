@@ -84,6 +84,23 @@ impl BaggagePropagator {
     pub const fn new() -> Self {
         BaggagePropagator
     }
+
+    /// `properties` (a member's `;`-separated property list, without the
+    /// leading `;`, e.g. `ttl=60;internal`) in the form this propagator
+    /// sends; `None` if a property is not `key` or `key=value` as W3C
+    /// Baggage §3.3.1 (`property`) defines them.
+    ///
+    /// ```
+    /// use baton_propagators::BaggagePropagator;
+    ///
+    /// assert_eq!(BaggagePropagator::properties("ttl = 60").as_deref(), Some("ttl=60"));
+    /// assert_eq!(BaggagePropagator::properties("bad key=1"), None);
+    /// ```
+    #[must_use]
+    pub fn properties(properties: &str) -> Option<String> {
+        let mut out = String::new();
+        grammar::write_properties(properties, &mut out).then_some(out)
+    }
 }
 
 impl Propagator for BaggagePropagator {

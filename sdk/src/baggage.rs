@@ -2,7 +2,23 @@
 //! `opentelemetry` types.
 //!
 //! Contexts are immutable: [`set`] and [`remove`] return a new context to run
-//! code in with [`run`](crate::run) or [`enter`](crate::enter).
+//! code in with [`run`](crate::run) or [`enter`](crate::enter). Dropping it
+//! changes nothing, so the compiler warns:
+//!
+//! ```compile_fail
+//! #![deny(unused_must_use)]
+//! baton::baggage::remove("tenant"); // does nothing: the new context is dropped
+//! ```
+//!
+//! Entries keep their W3C properties (`tenant=acme;ttl=60`):
+//!
+//! ```
+//! let cx = baton::baggage::set_with_properties("tenant", "acme", "ttl=60").expect("valid");
+//! baton::run_sync(cx, || {
+//!     let entry = baton::baggage::entry("tenant").expect("set");
+//!     assert_eq!((entry.value.as_str(), entry.properties.as_str()), ("acme", "ttl=60"));
+//! });
+//! ```
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -17,6 +33,7 @@
 //! ```
 
 use opentelemetry::Context;
+use baton_propagators::BaggagePropagator;
 use opentelemetry::baggage::{Baggage, BaggageExt};
 
 use crate::context::with_current;
@@ -29,6 +46,8 @@ pub enum BaggageError {
     InvalidKey,
     /// The baggage would exceed 64 entries or 8192 bytes.
     LimitExceeded,
+    /// A property is not `key` or `key=value` as W3C Baggage defines them.
+    InvalidProperties,
 }
 
 impl std::fmt::Display for BaggageError {
@@ -36,43 +55,105 @@ impl std::fmt::Display for BaggageError {
         f.write_str(match self {
             BaggageError::InvalidKey => "baggage key is not a valid token",
             BaggageError::LimitExceeded => "baggage would exceed 64 entries or 8192 bytes",
+            BaggageError::InvalidProperties => "baggage properties are not valid",
         })
     }
 }
 
 impl std::error::Error for BaggageError {}
 
+/// One baggage entry: key, value and its W3C properties.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The key.
+    pub key: String,
+    /// The value, decoded.
+    pub value: String,
+    /// The `;`-separated properties after the value (`ttl=60`), in the
+    /// form they are sent; empty for none.
+    pub properties: String,
+}
+
 /// The value of baggage entry `key` in the current context.
+#[must_use]
 pub fn get(key: &str) -> Option<String> {
     with_current(|cx| cx.baggage().get(key).map(|v| v.as_str().to_owned()))
 }
 
-/// All baggage entries of the current context, sorted by key.
-pub fn entries() -> Vec<(String, String)> {
+/// Baggage entry `key` of the current context, with its properties.
+#[must_use]
+pub fn entry(key: &str) -> Option<Entry> {
+    with_current(|cx| {
+        let (value, metadata) = cx.baggage().get_with_metadata(key)?;
+        Some(Entry {
+            key: key.to_owned(),
+            value: value.as_str().to_owned(),
+            properties: metadata.as_str().to_owned(),
+        })
+    })
+}
+
+/// All baggage entries of the current context with their properties,
+/// sorted by key.
+#[must_use]
+pub fn entries() -> Vec<Entry> {
     let mut all: Vec<_> = with_current(|cx| {
         cx.baggage()
             .iter()
-            .map(|(k, (v, _))| (k.as_str().to_owned(), v.as_str().to_owned()))
+            .map(|(k, (v, m))| Entry {
+                key: k.as_str().to_owned(),
+                value: v.as_str().to_owned(),
+                properties: m.as_str().to_owned(),
+            })
             .collect()
     });
-    all.sort();
+    all.sort_by(|a, b| a.key.cmp(&b.key));
     all
 }
 
 /// The current context with baggage entry `key` set to `value`.
+#[must_use = "this returns a new context; run code in it with `baton::run` or `baton::enter`"]
 pub fn set(key: &str, value: &str) -> Result<Context, BaggageError> {
     with_current(|cx| set_in(cx, key, value))
 }
 
 /// `cx` with baggage entry `key` set to `value`.
+#[must_use = "this returns a new context; run code in it with `baton::run` or `baton::enter`"]
 pub fn set_in(cx: &Context, key: &str, value: &str) -> Result<Context, BaggageError> {
+    set_with_properties_in(cx, key, value, "")
+}
+
+/// The current context with baggage entry `key` set to `value` with
+/// `properties` (`;`-separated, without the leading `;`: `ttl=60`).
+#[must_use = "this returns a new context; run code in it with `baton::run` or `baton::enter`"]
+pub fn set_with_properties(
+    key: &str,
+    value: &str,
+    properties: &str,
+) -> Result<Context, BaggageError> {
+    with_current(|cx| set_with_properties_in(cx, key, value, properties))
+}
+
+/// `cx` with baggage entry `key` set to `value` with `properties`.
+#[must_use = "this returns a new context; run code in it with `baton::run` or `baton::enter`"]
+pub fn set_with_properties_in(
+    cx: &Context,
+    key: &str,
+    value: &str,
+    properties: &str,
+) -> Result<Context, BaggageError> {
     if key.is_empty() || !key.bytes().all(is_tchar) {
         return Err(BaggageError::InvalidKey);
     }
+    let properties = if properties.trim().is_empty() {
+        String::new()
+    } else {
+        BaggagePropagator::properties(properties).ok_or(BaggageError::InvalidProperties)?
+    };
     let mut baggage = copy(cx.baggage());
     // `Baggage::insert` returns `None` both for "inserted" and for "refused at
     // a limit"; reading the value back is the only way to tell them apart.
-    baggage.insert(key.to_owned(), value.to_owned());
+    baggage.insert_with_metadata(key.to_owned(), value.to_owned(), properties);
     if baggage.get(key).map(|v| v.as_str()) != Some(value) {
         return Err(BaggageError::LimitExceeded);
     }
@@ -80,6 +161,7 @@ pub fn set_in(cx: &Context, key: &str, value: &str) -> Result<Context, BaggageEr
 }
 
 /// The current context without baggage entry `key`.
+#[must_use = "this returns a new context; run code in it with `baton::run` or `baton::enter`"]
 pub fn remove(key: &str) -> Context {
     with_current(|cx| {
         let mut baggage = copy(cx.baggage());

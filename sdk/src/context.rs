@@ -30,6 +30,7 @@ static LEAKED_GUARDS: AtomicU64 = AtomicU64::new(0);
 /// assert!(baton::baggage::entries().is_empty());
 /// # drop(cx);
 /// ```
+#[must_use]
 pub fn current() -> Context {
     Context::current()
 }

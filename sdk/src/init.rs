@@ -150,8 +150,7 @@ impl Init {
     /// propagators are installed: context still flows, nothing is recorded.
     pub fn install(self) -> Result<Telemetry, InitError> {
         // Propagation is not an SDK signal: it stays on even when disabled.
-        crate::propagation::set(self.config.propagator());
-        opentelemetry::global::set_text_map_propagator(self.config.propagator());
+        crate::global::set_text_map_propagator(self.config.propagator());
         if self.config.sdk_disabled {
             return Ok(Telemetry {
                 pipeline: None,
@@ -160,8 +159,8 @@ impl Init {
         }
         let pipeline = Pipeline::new(&self.config).map_err(InitError::Pipeline)?;
         let tracer_provider = pipeline.tracer_provider();
-        opentelemetry::global::set_tracer_provider(tracer_provider.clone());
-        opentelemetry::global::set_meter_provider(pipeline.meter_provider());
+        crate::global::set_tracer_provider(tracer_provider.clone());
+        crate::global::set_meter_provider(pipeline.meter_provider());
         if self.subscriber {
             let tracer = tracer_provider.tracer("baton");
             let subscriber = tracing_subscriber::registry()
@@ -226,6 +225,20 @@ impl Telemetry {
     /// The configuration in effect (its `Display` redacts header values).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The tracer provider installed, to hand to code that wants one
+    /// (Baton's middleware finds it by itself); `None` when the SDK is
+    /// disabled.
+    #[must_use]
+    pub fn tracer_provider(&self) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+        self.pipeline.as_ref().map(Pipeline::tracer_provider)
+    }
+
+    /// The meter provider installed; `None` when the SDK is disabled.
+    #[must_use]
+    pub fn meter_provider(&self) -> Option<opentelemetry_sdk::metrics::SdkMeterProvider> {
+        self.pipeline.as_ref().map(Pipeline::meter_provider)
     }
 
     /// Span export counters (exported, dropped, failed, queued); `None`

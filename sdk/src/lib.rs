@@ -106,24 +106,36 @@ mod future;
 #[cfg(any(feature = "http", feature = "grpc"))]
 mod intern;
 mod local;
+mod propagation;
 mod task;
+mod tracer;
 
 pub mod baggage;
+pub mod global;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "export")]
 mod init;
+#[cfg(any(feature = "http", feature = "grpc"))]
+pub mod instrumentation;
 #[cfg(feature = "logs")]
 pub mod logs;
 pub mod metrics;
-pub mod propagation;
 pub mod request_id;
 #[cfg(tokio_unstable)]
 pub mod runtime;
+pub mod trace;
 
 pub use baton_propagators as propagators;
+/// The OpenTelemetry API Baton is built on, at the version it uses: no
+/// version-matched dependency of your own is needed.
+pub use opentelemetry;
+/// The OpenTelemetry SDK Baton's middleware and setup use (providers,
+/// exporters, samplers), at the version they use.
+#[cfg(any(feature = "http", feature = "grpc", feature = "export"))]
+pub use opentelemetry_sdk;
 pub use context::{EnterGuard, current, enter, leaked_guards, run_sync, with_current};
 pub use future::{InContext, Run, run};
 #[cfg(feature = "export")]

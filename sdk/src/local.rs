@@ -83,7 +83,22 @@ impl<T: Send + Sync + 'static> Local<T> {
         locals.0.get(i)?.1.downcast_ref::<T>()
     }
 
-    /// A copy of `cx` with this key set to `value`.
+    /// A copy of `cx` with this key set to `value`. `cx` itself is not
+    /// changed, so dropping the result does nothing and the compiler warns:
+    ///
+    /// ```compile_fail
+    /// #![deny(unused_must_use)]
+    /// static TENANT: baton::Local<&str> = baton::Local::new();
+    /// let cx = baton::current();
+    /// TENANT.set_in(&cx, "acme"); // does nothing: the new context is dropped
+    /// ```
+    ///
+    /// ```
+    /// # static TENANT: baton::Local<&str> = baton::Local::new();
+    /// let cx = TENANT.set_in(&baton::current(), "acme");
+    /// assert_eq!(baton::run_sync(cx, || TENANT.get()), Some("acme"));
+    /// ```
+    #[must_use = "this returns a new context; run code in it with `baton::run` or `baton::enter`"]
     pub fn set_in(&self, cx: &Context, value: T) -> Context {
         let id = self.id();
         let mut entries: Vec<_> = cx

@@ -25,77 +25,10 @@ mod instruments {
     use foldhash::fast::RandomState;
     use opentelemetry::KeyValue;
     use opentelemetry::metrics::{
-        BoundHistogram, BoundUpDownCounter, Histogram, Meter, MeterProvider, UpDownCounter,
+        BoundHistogram, BoundUpDownCounter, Histogram, Meter, UpDownCounter,
     };
-    use opentelemetry::trace::{SpanBuilder, TraceContextExt, Tracer, TracerProvider};
-    use opentelemetry::{Context, InstrumentationScope};
 
     use super::DURATION_BOUNDARIES;
-
-    /// The instrumentation scope of every span and metric Baton's middleware makes.
-    fn scope() -> InstrumentationScope {
-        InstrumentationScope::builder("baton")
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .with_schema_url(opentelemetry_semantic_conventions::SCHEMA_URL)
-            .build()
-    }
-
-    /// Baton's meter from the global meter provider.
-    pub(crate) fn meter() -> Meter {
-        opentelemetry::global::meter_with_scope(scope())
-    }
-
-    /// Baton's meter from `provider`.
-    pub(crate) fn meter_from(provider: &impl MeterProvider) -> Meter {
-        provider.meter_with_scope(scope())
-    }
-
-    /// Starts spans for the layers, which need no type parameter for the
-    /// tracer. Not `opentelemetry::global::BoxedTracer`: it boxes every span
-    /// it starts, and the context boxes it again; this boxes it once.
-    pub(crate) trait StartSpan: Send + Sync {
-        /// `base` with a span from `builder`, a child of `parent`'s span.
-        fn start_in(&self, builder: SpanBuilder, parent: &Context, base: &Context) -> Context;
-
-        /// `parent` with a span from `builder`, a child of its span.
-        fn start(&self, builder: SpanBuilder, parent: &Context) -> Context {
-            self.start_in(builder, parent, parent)
-        }
-    }
-
-    impl<T> StartSpan for T
-    where
-        T: Tracer + Send + Sync,
-        T::Span: Send + Sync + 'static,
-    {
-        fn start_in(&self, builder: SpanBuilder, parent: &Context, base: &Context) -> Context {
-            base.with_span(builder.start_with_context(self, parent))
-        }
-    }
-
-    impl std::fmt::Debug for dyn StartSpan {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("Tracer")
-        }
-    }
-
-    /// A layer's tracer.
-    pub(crate) type LayerTracer = Arc<dyn StartSpan>;
-
-    /// Baton's tracer from the global tracer provider.
-    pub(crate) fn global_tracer() -> LayerTracer {
-        Arc::new(opentelemetry::global::tracer_with_scope(scope()))
-    }
-
-    /// Baton's tracer from `provider`.
-    pub(crate) fn tracer<P>(provider: &P) -> LayerTracer
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        Arc::new(provider.tracer_with_scope(scope()))
-    }
 
     /// A request-duration histogram in seconds with [`DURATION_BOUNDARIES`].
     pub(crate) fn duration(

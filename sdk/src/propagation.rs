@@ -1,25 +1,58 @@
-//! The propagator Baton's middleware extracts and injects with.
-//!
-//! Defaults to what `OTEL_PROPAGATORS` selects (W3C Trace Context and Baggage
-//! when unset), read once on first use; [`set`] replaces it for every layer
-//! built afterwards.
+//! Extraction and injection as every layer does them: through the
+//! `HeaderMap` fast path, logging what the propagator left out.
+#![cfg_attr(
+    not(any(feature = "http", feature = "grpc")),
+    allow(dead_code, reason = "used by the middleware features")
+)]
 
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use baton_propagators::{Dropped, Propagator};
+use opentelemetry::Context;
+use opentelemetry::baggage::BaggageExt as _;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 
-use baton_propagators::Propagator;
-
-static GLOBAL: LazyLock<RwLock<Arc<dyn Propagator>>> =
-    LazyLock::new(|| RwLock::new(Arc::new(baton_propagators::from_env())));
-
-/// The propagator middleware built from now on will use.
-pub fn get() -> Arc<dyn Propagator> {
-    GLOBAL
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
+/// The context `headers` carry, on top of `cx`.
+pub(crate) fn extract(
+    propagator: &dyn Propagator,
+    cx: &Context,
+    headers: &http::HeaderMap,
+) -> Context {
+    let mut dropped = Vec::new();
+    let cx = propagator.extract_from_header_map(cx, headers, &mut dropped);
+    log_dropped("extract", &dropped);
+    cx
 }
 
-/// Replaces the propagator for middleware built from now on.
-pub fn set(propagator: impl Propagator + 'static) {
-    *GLOBAL.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(propagator);
+/// Writes `cx` into `headers`, its baggage only `with_baggage`, and the
+/// request id unless the headers carry one.
+pub(crate) fn inject(
+    propagator: &dyn Propagator,
+    cx: &Context,
+    headers: &mut http::HeaderMap,
+    with_baggage: bool,
+) {
+    let mut dropped = Vec::new();
+    if with_baggage || cx.baggage().is_empty() {
+        propagator.inject_into_header_map(cx, headers, &mut dropped);
+    } else {
+        // The propagators' baggage part injects nothing for empty baggage.
+        let cx = cx.with_cleared_baggage();
+        propagator.inject_into_header_map(&cx, headers, &mut dropped);
+    }
+    log_dropped("inject", &dropped);
+    crate::request_id::RequestId::inject(cx, headers);
+}
+
+/// The valid remote span context an extraction produced, if any.
+pub(crate) fn remote_parent(extracted: &Context) -> Option<SpanContext> {
+    let span = extracted.span();
+    let remote = span.span_context();
+    (remote.is_valid() && remote.is_remote()).then(|| remote.clone())
+}
+
+/// Entries a propagator left out are the peer's problem, normal on the
+/// internet: a debug line, never a failure.
+pub(crate) fn log_dropped(operation: &'static str, dropped: &[Dropped]) {
+    for entry in dropped {
+        tracing::debug!(operation, "propagation entry dropped: {entry}");
+    }
 }

@@ -10,6 +10,7 @@ use std::hash::{BuildHasher, RandomState};
 use http::HeaderValue;
 
 use crate::context::with_current;
+use crate::trace::Incoming;
 
 /// The header that carries a request id.
 pub const HEADER: &str = "x-request-id";
@@ -32,6 +33,7 @@ impl RequestId {
     /// `value` as a request id, if it is safe to log and echo: 1 to
     /// [`MAX_LEN`](Self::MAX_LEN) characters of `A-Z a-z 0-9 - _ . : /`.
     /// Anything else came from outside and is not worth the risk.
+    #[must_use]
     pub fn parse(value: &str) -> Option<Self> {
         safe(value.as_bytes())
             .then(|| HeaderValue::from_str(value).ok().map(RequestId))
@@ -39,6 +41,7 @@ impl RequestId {
     }
 
     /// A fresh random id: 32 lowercase hex digits.
+    #[must_use]
     pub fn generate() -> Self {
         // By hand rather than `format!`: one of these per request, and the
         // formatting machinery cost 5x the rest of it.
@@ -68,11 +71,19 @@ impl RequestId {
     }
 
     /// The current context's request id.
+    #[must_use]
     pub fn current() -> Option<Self> {
-        with_current(|cx| cx.get::<RequestId>().cloned())
+        with_current(|cx| Self::of(cx).cloned())
+    }
+
+    /// `cx`'s request id: one set on purpose, else the server layer's.
+    fn of(cx: &opentelemetry::Context) -> Option<&Self> {
+        cx.get::<RequestId>()
+            .or_else(|| cx.get::<Incoming>().map(|incoming| &incoming.request_id))
     }
 
     /// `cx` with this request id.
+    #[must_use = "this returns a new context; run code in it with `baton::run` or `baton::enter`"]
     pub fn set_in(self, cx: &opentelemetry::Context) -> opentelemetry::Context {
         cx.with_value(self)
     }
@@ -93,7 +104,7 @@ impl RequestId {
     /// they already carry one (set by the caller on purpose).
     #[cfg_attr(not(any(feature = "http", feature = "grpc")), allow(dead_code))]
     pub(crate) fn inject(cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
-        let Some(id) = cx.get::<RequestId>() else {
+        let Some(id) = Self::of(cx) else {
             return;
         };
         if headers.contains_key(&HEADER_NAME) {

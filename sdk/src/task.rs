@@ -57,6 +57,7 @@ where
 /// assert_eq!(JOB.get(), None);
 /// assert_eq!(callback(), Some(42));
 /// ```
+#[must_use = "the bound closure does nothing until called"]
 pub fn bind<F, R>(f: F) -> impl FnOnce() -> R + Send
 where
     F: FnOnce() -> R + Send,
@@ -76,6 +77,7 @@ where
 /// assert_eq!(snap.run(|| STEP.get()), Some("captured"));
 /// assert_eq!(snap.run(|| STEP.get()), Some("captured"));
 /// ```
+#[must_use]
 pub fn snapshot() -> Snapshot {
     Snapshot(Context::current())
 }

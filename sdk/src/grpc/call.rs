@@ -6,23 +6,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use baton_propagators::{Dropped, Propagator};
 use foldhash::fast::RandomState;
-use opentelemetry::metrics::MeterProvider;
-use opentelemetry::trace::{
-    SpanBuilder, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
-};
+use opentelemetry::metrics::Meter;
+use opentelemetry::trace::{Link, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, RPC_METHOD, RPC_METHOD_ORIGINAL, RPC_RESPONSE_STATUS_CODE, RPC_SYSTEM_NAME,
-    SERVER_ADDRESS, SERVER_PORT,
 };
 use opentelemetry_semantic_conventions::metric::{
     RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION,
 };
 use tonic::Code;
 
-use crate::metrics::{Duration, LayerTracer, SetKey};
+use crate::instrumentation::{Address, Kind, Options, RequestView, Resolved};
+use crate::metrics::{Duration, SetKey};
 
 /// `rpc.system.name` for gRPC.
 const GRPC: &str = "grpc";
@@ -39,154 +36,105 @@ pub(crate) enum Side {
     Client,
 }
 
-/// What a layer needs to start and end calls; shared by all its services.
+/// A layer's call-duration histogram. Shared: each call in flight holds it
+/// (one reference count).
 #[derive(Clone, Debug)]
-pub(crate) struct Telemetry {
-    side: Side,
-    tracer: LayerTracer,
-    duration: Duration,
-    propagator: Arc<dyn Propagator>,
-    /// Addresses seen in request URIs, so that each call does not copy its
-    /// host again. A few: a server answers to one or two names, a channel
-    /// talks to one; past [`ADDRESSES`], calls copy theirs as before.
-    addresses: Arc<RwLock<HashMap<Box<str>, Address, RandomState>>>,
+pub(crate) struct Instruments(Arc<Duration>);
+
+impl Instruments {
+    pub(crate) fn new(side: Side, meter: &Meter) -> Self {
+        Instruments(Arc::new(match side {
+            Side::Server => crate::metrics::duration(
+                meter,
+                RPC_SERVER_CALL_DURATION,
+                "Duration of gRPC calls received, until the response stream ends.",
+            ),
+            Side::Client => crate::metrics::duration(
+                meter,
+                RPC_CLIENT_CALL_DURATION,
+                "Duration of gRPC calls made, until the response stream ends.",
+            ),
+        }))
+    }
 }
 
-/// The most [`Telemetry::address`] remembers.
+/// Addresses seen in request URIs, so that each call does not copy its host
+/// again. A few: a server answers to one or two names, a channel talks to
+/// one; past [`ADDRESSES`], calls copy theirs as before.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Addresses(Arc<RwLock<HashMap<Box<str>, Address, RandomState>>>);
+
+/// The most [`Addresses`] remembers.
 const ADDRESSES: usize = 16;
 
-impl Telemetry {
-    /// Telemetry through the global providers and the configured propagator.
-    pub(crate) fn new(side: Side) -> Self {
-        Telemetry {
-            side,
-            tracer: crate::metrics::global_tracer(),
-            duration: duration(side, &crate::metrics::meter()),
-            propagator: crate::propagation::get(),
-            addresses: Arc::default(),
-        }
-    }
-
+impl Addresses {
     /// The `server.address` and `server.port` of `uri`, if it has an authority.
-    pub(crate) fn address(&self, uri: &http::Uri) -> Option<Address> {
+    pub(crate) fn of(&self, uri: &http::Uri) -> Option<Address> {
         let authority = uri.authority()?.as_str();
-        if let Ok(known) = self.addresses.read()
+        if let Ok(known) = self.0.read()
             && let Some(address) = known.get(authority)
         {
             return Some(address.clone());
         }
         let address = Address::from_uri(uri)?;
-        if let Ok(mut known) = self.addresses.write()
+        if let Ok(mut known) = self.0.write()
             && known.len() < ADDRESSES
         {
             known.insert(authority.into(), address.clone());
         }
         Some(address)
     }
+}
 
-    pub(crate) fn set_tracer_provider<P>(&mut self, provider: &P)
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        self.tracer = crate::metrics::tracer(provider);
+/// Starts the span of a call to `path` as a child of `parent`, in `base`:
+/// the layer's `side` of it, linked to `link` if given.
+pub(crate) fn start<K: Kind<Instruments = Instruments>>(
+    side: Side,
+    options: &Options<K>,
+    resolved: &Resolved<'_, K>,
+    (parent, base): (&Context, &Context),
+    view: &RequestView<'_>,
+    server: Option<&Address>,
+    link: Option<SpanContext>,
+) -> Call {
+    let path = view.path();
+    let method = method(path);
+    let kind = match side {
+        Side::Server => SpanKind::Server,
+        Side::Client => SpanKind::Client,
+    };
+    // Room for what `finish` adds too (method, status, error type): a
+    // span's attributes should not be reallocated as it ends.
+    let mut attributes = Vec::with_capacity(8);
+    attributes.push(KeyValue::new(RPC_SYSTEM_NAME, GRPC));
+    if let Some(server) = server {
+        attributes.extend(server.attributes());
     }
-
-    pub(crate) fn set_meter_provider(&mut self, provider: &impl MeterProvider) {
-        self.duration = duration(self.side, &crate::metrics::meter_from(provider));
-    }
-
-    pub(crate) fn set_propagator(&mut self, propagator: Arc<dyn Propagator>) {
-        self.propagator = propagator;
-    }
-
-    /// The context `headers` carry, on top of the current one.
-    pub(crate) fn extract(&self, headers: &http::HeaderMap) -> Context {
-        let mut dropped = Vec::new();
-        let cx =
-            self.propagator
-                .extract_from_header_map(&Context::current(), headers, &mut dropped);
-        log_dropped("extract", &dropped);
-        cx
-    }
-
-    /// Writes `cx` into `headers`.
-    pub(crate) fn inject(&self, cx: &Context, headers: &mut http::HeaderMap) {
-        inject(&*self.propagator, cx, headers);
-    }
-
-    /// Starts the span for a call to `path` as a child of `parent`.
-    pub(crate) fn start(
-        self: &Arc<Self>,
-        parent: &Context,
-        path: &str,
-        server: Option<&Address>,
-    ) -> Call {
-        let method = method(path);
-        let kind = match self.side {
-            Side::Server => SpanKind::Server,
-            Side::Client => SpanKind::Client,
-        };
-        // Room for what `finish` adds too (method, status, error type): a
-        // span's attributes should not be reallocated as it ends.
-        let mut attributes = Vec::with_capacity(8);
-        attributes.push(KeyValue::new(RPC_SYSTEM_NAME, GRPC));
-        if let Some(server) = server {
-            attributes.extend(server.attributes());
+    let name: Cow<'static, str> = match &method {
+        Some(Method::Interned(method)) => Cow::Borrowed(method),
+        Some(Method::Owned(method)) => Cow::Owned(String::from(&**method)),
+        None => {
+            attributes.push(KeyValue::new(RPC_METHOD_ORIGINAL, path.to_owned()));
+            Cow::Borrowed(GRPC)
         }
-        let name: Cow<'static, str> = match &method {
-            Some(Method::Interned(method)) => Cow::Borrowed(method),
-            Some(Method::Owned(method)) => Cow::Owned(String::from(&**method)),
-            None => {
-                attributes.push(KeyValue::new(RPC_METHOD_ORIGINAL, path.to_owned()));
-                Cow::Borrowed(GRPC)
-            }
-        };
-        let builder = SpanBuilder::from_name(name)
-            .with_kind(kind)
-            .with_attributes(attributes);
-        Call {
-            telemetry: Arc::clone(self),
-            cx: self.tracer.start(builder, parent),
-            method,
-            // Only the client's duration carries the server (the
-            // conventions make it opt-in on the server).
-            server: server.filter(|_| self.side == Side::Client).cloned(),
-            start: Instant::now(),
-            status: None,
-            done: false,
-        }
+    };
+    let mut builder = SpanBuilder::from_name(options.span_name(name, view))
+        .with_kind(kind)
+        .with_attributes(attributes);
+    if let Some(link) = link {
+        builder = builder.with_links(vec![Link::with_context(link)]);
     }
-}
-
-/// Writes `cx` with `propagator`, logging what it leaves out.
-pub(crate) fn inject(propagator: &dyn Propagator, cx: &Context, headers: &mut http::HeaderMap) {
-    let mut dropped = Vec::new();
-    propagator.inject_into_header_map(cx, headers, &mut dropped);
-    log_dropped("inject", &dropped);
-}
-
-/// Entries a propagator left out are the peer's problem, not the call's:
-/// worth a debug line, never a failure.
-fn log_dropped(direction: &'static str, dropped: &[Dropped]) {
-    for entry in dropped {
-        tracing::debug!(direction, %entry, "grpc: propagation entry dropped");
-    }
-}
-
-fn duration(side: Side, meter: &opentelemetry::metrics::Meter) -> Duration {
-    match side {
-        Side::Server => crate::metrics::duration(
-            meter,
-            RPC_SERVER_CALL_DURATION,
-            "Duration of gRPC calls received, until the response stream ends.",
-        ),
-        Side::Client => crate::metrics::duration(
-            meter,
-            RPC_CLIENT_CALL_DURATION,
-            "Duration of gRPC calls made, until the response stream ends.",
-        ),
+    Call {
+        side,
+        duration: resolved.instruments.clone(),
+        cx: resolved.tracer.start_in(builder, parent, base),
+        method,
+        // Only the client's duration carries the server (the
+        // conventions make it opt-in on the server).
+        server: server.filter(|_| side == Side::Client).cloned(),
+        start: Instant::now(),
+        status: None,
+        done: false,
     }
 }
 
@@ -220,47 +168,6 @@ impl Method {
     }
 }
 
-/// `server.address` and `server.port`.
-#[derive(Clone, Debug)]
-pub(crate) struct Address {
-    host: StringValue,
-    /// The host interned, for a metric key: a configured address only.
-    name: Option<&'static str>,
-    port: Option<i64>,
-}
-
-impl Address {
-    /// The address a layer is configured with: one of the application's,
-    /// so it is interned (when the table has room).
-    pub(crate) fn configured(host: &str, port: u16) -> Self {
-        let name = crate::intern::intern(host);
-        Address {
-            host: name.map_or_else(
-                || StringValue::from(Arc::<str>::from(host)),
-                StringValue::from,
-            ),
-            name,
-            port: Some(i64::from(port)),
-        }
-    }
-
-    /// The authority of `uri`, if it has one.
-    fn from_uri(uri: &http::Uri) -> Option<Self> {
-        let authority = uri.authority()?;
-        Some(Address {
-            host: StringValue::from(Arc::<str>::from(authority.host())),
-            name: None,
-            port: authority.port_u16().map(i64::from),
-        })
-    }
-
-    fn attributes(&self) -> impl Iterator<Item = KeyValue> {
-        let host = KeyValue::new(SERVER_ADDRESS, self.host.clone());
-        let port = self.port.map(|port| KeyValue::new(SERVER_PORT, port));
-        std::iter::once(host).chain(port)
-    }
-}
-
 /// The first `.1` attributes of an array.
 struct Prefix([KeyValue; 6], usize);
 
@@ -283,7 +190,8 @@ pub(crate) enum Outcome {
 /// dropped: with the status seen so far, else as `CANCELLED`.
 #[derive(Debug)]
 pub(crate) struct Call {
-    telemetry: Arc<Telemetry>,
+    side: Side,
+    duration: Instruments,
     cx: Context,
     method: Option<Method>,
     server: Option<Address>,
@@ -300,7 +208,7 @@ impl Call {
 
     /// Whether a server layer made it.
     pub(crate) fn is_server(&self) -> bool {
-        self.telemetry.side == Side::Server
+        self.side == Side::Server
     }
 
     /// Reads the status from response headers: present in a trailers-only
@@ -329,7 +237,7 @@ impl Call {
             return;
         }
         let elapsed = self.start.elapsed().as_secs_f64();
-        let side = self.telemetry.side;
+        let side = self.side;
         let (code, error) = match outcome {
             Outcome::Status(code) => (Some(code), is_error(side, code).then(|| name(code))),
             Outcome::Failed => (None, Some(OTHER)),
@@ -371,7 +279,7 @@ impl Call {
         span.end();
 
         let key = self.key(recognised, code_name, error);
-        self.telemetry.duration.record_keyed(elapsed, key, || {
+        self.duration.0.record_keyed(elapsed, key, || {
             // On the stack: recording must not allocate per call.
             let mut attributes: [KeyValue; 6] =
                 std::array::from_fn(|_| KeyValue::new(RPC_SYSTEM_NAME, GRPC));

@@ -22,11 +22,9 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: Run<F>, call: Call) -> Self {
-        ResponseFuture {
-            inner,
-            call: Some(call),
-        }
+    /// `call` is `None` for a call left out of the telemetry.
+    pub(crate) fn new(inner: Run<F>, call: Option<Call>) -> Self {
+        ResponseFuture { inner, call }
     }
 }
 

@@ -9,8 +9,11 @@
 //! use baton::grpc::interceptor::InjectInterceptor;
 //! use tonic::service::Interceptor;
 //!
+//! let destination: http::Uri = "http://orders:50051".parse().expect("a uri");
 //! let cx = baton::baggage::set("tenant", "acme").expect("a valid entry");
-//! let request = baton::run_sync(cx, || InjectInterceptor::new().call(tonic::Request::new(())));
+//! let request = baton::run_sync(cx, || {
+//!     InjectInterceptor::new(&destination).call(tonic::Request::new(()))
+//! });
 //! let request = request.expect("injection never fails");
 //! assert_eq!(
 //!     request.metadata().get("baggage").map(|v| v.to_str().expect("ascii")),
@@ -20,7 +23,7 @@
 //! // The request id of the context travels too.
 //! let id = baton::request_id::RequestId::parse("checkout-7").expect("a valid id");
 //! let request = baton::run_sync(id.set_in(&baton::current()), || {
-//!     InjectInterceptor::new().call(tonic::Request::new(()))
+//!     InjectInterceptor::new(&destination).call(tonic::Request::new(()))
 //! });
 //! let request = request.expect("injection never fails");
 //! assert_eq!(
@@ -35,37 +38,58 @@ use baton_propagators::Propagator;
 use opentelemetry::Context;
 use tonic::service::Interceptor;
 
-use super::call::inject;
-use crate::request_id::RequestId;
+use crate::instrumentation::{Address, BaggagePolicy};
+use crate::propagation::inject;
 
-/// Writes the current context (trace context, baggage) into each request's
-/// metadata with the [configured propagator](crate::propagation), and the
-/// current [request id](crate::request_id) as `x-request-id` unless the
-/// request already has one.
+/// Writes the current context (trace context, and baggage where the
+/// [policy](BaggagePolicy) allows) into each request's metadata with the
+/// [global](crate::global) propagator (or its own), and the current
+/// [request id](crate::request_id) as `x-request-id` unless the request
+/// already has one.
 #[derive(Clone, Debug)]
 pub struct InjectInterceptor {
-    propagator: Arc<dyn Propagator>,
+    propagator: Option<Arc<dyn Propagator>>,
+    destination: Option<Address>,
+    policy: BaggagePolicy,
+    /// What `policy` says of `destination`, decided once.
+    with_baggage: bool,
 }
 
 impl InjectInterceptor {
-    /// An interceptor with the configured propagator.
-    pub fn new() -> Self {
+    /// An interceptor for a channel to `destination` (`endpoint.uri()`),
+    /// which the baggage policy decides on; internal destinations get
+    /// baggage by default.
+    pub fn new(destination: &http::Uri) -> Self {
+        let destination = super::client::destination_address(destination);
         InjectInterceptor {
-            propagator: crate::propagation::get(),
+            propagator: None,
+            destination,
+            policy: BaggagePolicy::default(),
+            with_baggage: false,
         }
+        .decided()
     }
 
-    /// An interceptor with `propagator`.
-    pub fn with_propagator(propagator: impl Propagator + 'static) -> Self {
-        InjectInterceptor {
-            propagator: Arc::new(propagator),
-        }
+    /// Injects with `propagator` instead of the global one.
+    #[must_use]
+    pub fn with_propagator(mut self, propagator: impl Propagator + 'static) -> Self {
+        self.propagator = Some(Arc::new(propagator));
+        self
     }
-}
 
-impl Default for InjectInterceptor {
-    fn default() -> Self {
-        Self::new()
+    /// Which destinations get the baggage (internal ones by default).
+    #[must_use]
+    pub fn with_baggage_policy(mut self, policy: BaggagePolicy) -> Self {
+        self.policy = policy;
+        self.decided()
+    }
+
+    fn decided(mut self) -> Self {
+        self.with_baggage = self
+            .destination
+            .as_ref()
+            .is_some_and(|destination| self.policy.allows(destination.host()));
+        self
     }
 }
 
@@ -76,8 +100,13 @@ impl Interceptor for InjectInterceptor {
     ) -> Result<tonic::Request<()>, tonic::Status> {
         // Called where the request is made, so the current context is the caller's.
         let cx = Context::current();
-        inject(&*self.propagator, &cx, request.metadata_mut().as_mut());
-        RequestId::inject(&cx, request.metadata_mut().as_mut());
+        let headers = request.metadata_mut().as_mut();
+        match &self.propagator {
+            Some(propagator) => inject(&**propagator, &cx, headers, self.with_baggage),
+            None => crate::global::with(|global| {
+                inject(&*global.propagator, &cx, headers, self.with_baggage);
+            }),
+        }
         Ok(request)
     }
 }

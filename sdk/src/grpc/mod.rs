@@ -5,8 +5,9 @@
 //! Both layers work on `http` requests, below tonic's codecs: the server
 //! layer on `tonic::transport::Server::builder().layer(..)`, the client layer
 //! on a `tonic::transport::Channel` wrapped with `tower::ServiceBuilder`.
-//! gRPC metadata are HTTP/2 headers, so the
-//! [configured propagator](crate::propagation) reads and writes them there.
+//! gRPC metadata are HTTP/2 headers, so the [global](crate::global)
+//! propagator (or the layer's own) reads and writes them there. Both take
+//! the [options every Baton middleware takes](crate::instrumentation).
 //!
 //! # Conventions
 //!
@@ -20,8 +21,11 @@
 //!   A path of another shape, or a method the server answers `UNIMPLEMENTED`
 //!   for, came from outside unchecked: the span is then named `grpc` and has
 //!   `rpc.method` `_OTHER` and `rpc.method_original`.
-//! - `rpc.system.name` `grpc`; `server.address` and `server.port` from the
-//!   request's authority (the client layer can be given them instead).
+//! - `rpc.system.name` `grpc`; `server.address` and `server.port`: on the
+//!   client, of the URI the layer is made for
+//!   ([`GrpcClientLayer::new`](client::GrpcClientLayer::new)); on the
+//!   server, from the request's authority (or
+//!   `with_server_address`).
 //! - `rpc.response.status_code` from `grpc-status` in the response headers
 //!   (trailers-only responses) or in the trailers; inferred from the HTTP
 //!   status when a non-200 response has none; `UNKNOWN` when the stream ends
@@ -32,7 +36,9 @@
 //!   `DATA_LOSS` (the others are the caller's doing). `error.type` is
 //!   `_OTHER` when the call failed without a status (a transport error).
 //!
-//! The client layer sends the current context's request id as
+//! The client layer sends baggage only where its
+//! [`BaggagePolicy`](crate::instrumentation::BaggagePolicy) allows (internal
+//! destinations by default), and the current context's request id as
 //! `x-request-id` metadata (unless the request has one); the server layer
 //! puts the caller's one in the handler's context when
 //! [`RequestId::parse`](crate::request_id::RequestId::parse) accepts it, a
@@ -58,4 +64,5 @@ pub mod interceptor;
 pub mod server;
 
 pub use body::ResponseBody;
+pub(crate) use call::Instruments;
 pub use future::ResponseFuture;

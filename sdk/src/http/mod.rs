@@ -14,4 +14,4 @@ pub mod client;
 pub mod server;
 
 mod semconv;
-mod telemetry;
+pub(crate) mod telemetry;

@@ -4,13 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use baton_propagators::Dropped;
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Meter, MeterProvider};
+use opentelemetry::metrics::Meter;
 
 use crate::metrics::{self, Active, Duration, SetKey};
-
-pub(crate) use metrics::{global_tracer, tracer};
 
 /// Names and descriptions of one side's two instruments.
 pub(crate) struct Names {
@@ -32,17 +29,8 @@ struct Pair {
 }
 
 impl Instruments {
-    /// The instruments from the global meter provider.
-    pub(crate) fn global(names: &Names) -> Self {
-        Self::from_meter(&metrics::meter(), names)
-    }
-
-    /// The instruments from `provider`.
-    pub(crate) fn new(provider: &impl MeterProvider, names: &Names) -> Self {
-        Self::from_meter(&metrics::meter_from(provider), names)
-    }
-
-    fn from_meter(meter: &Meter, names: &Names) -> Self {
+    /// The instruments from `meter`.
+    pub(crate) fn from_meter(meter: &Meter, names: &Names) -> Self {
         Instruments(Arc::new(Pair {
             duration: metrics::duration(meter, names.duration, names.duration_description),
             active: metrics::active(meter, names.active, names.active_description),
@@ -142,13 +130,5 @@ impl<const N: usize> InFlight<N> {
 impl<const N: usize> Drop for InFlight<N> {
     fn drop(&mut self) {
         self.count(-1);
-    }
-}
-
-/// Entries the propagator left out are the peer's problem, normal on the
-/// internet: logged at debug level only.
-pub(crate) fn log_dropped(what: &'static str, dropped: &[Dropped]) {
-    for entry in dropped {
-        tracing::debug!("{what}: {entry}");
     }
 }

@@ -1,71 +1,67 @@
-use std::sync::Arc;
-
-use baton_propagators::Propagator;
-use opentelemetry::metrics::MeterProvider;
-use opentelemetry::trace::{Tracer, TracerProvider};
+use opentelemetry::metrics::Meter;
 use tower_layer::Layer;
 
 use super::GrpcClient;
-use crate::grpc::call::{Address, Side, Telemetry};
+use crate::global::Snapshot;
+use crate::grpc::call::{Addresses, Instruments, Side};
+use crate::instrumentation::{Address, Kind, Options, client_options, options};
 
-/// Instruments a gRPC client: see the [module docs](super).
+/// The gRPC client middleware kind.
+pub(crate) struct Client;
+
+impl Kind for Client {
+    type Instruments = Instruments;
+
+    fn build(meter: &Meter) -> Instruments {
+        Instruments::new(Side::Client, meter)
+    }
+
+    fn slot(snapshot: &Snapshot) -> &std::sync::OnceLock<Instruments> {
+        &snapshot.grpc_client
+    }
+}
+
+/// Instruments a gRPC client: see the [module docs](super). Takes the
+/// [options every Baton middleware takes](crate::instrumentation).
 ///
-/// Uses the global tracer and meter providers and the
-/// [configured propagator](crate::propagation) unless told otherwise.
+/// Uses the [global](crate::global) tracer and meter providers and
+/// propagator, as they are at each call, unless given its own.
 #[derive(Clone, Debug)]
 pub struct GrpcClientLayer {
-    telemetry: Telemetry,
-    server: Option<Address>,
+    pub(super) options: Options<Client>,
+    pub(super) addresses: Addresses,
 }
 
 impl GrpcClientLayer {
-    /// A layer with the global providers and the configured propagator.
-    pub fn new() -> Self {
+    /// A layer for a channel to `destination`, the URI its `Endpoint` is
+    /// made from (`endpoint.uri()`): every call's `server.address` and
+    /// `server.port`, and the host the [baggage
+    /// policy](crate::instrumentation::BaggagePolicy) decides on. A channel's
+    /// requests carry only the path, so the layer cannot see it otherwise.
+    pub fn new(destination: &http::Uri) -> Self {
+        let mut options = Options::new();
+        options.server = destination_address(destination);
         GrpcClientLayer {
-            telemetry: Telemetry::new(Side::Client),
-            server: None,
+            options,
+            addresses: Addresses::default(),
         }
     }
 
-    /// The `server.address` and `server.port` of every call: a channel's
-    /// requests carry only the path, so the layer cannot see where they go.
-    #[must_use]
-    pub fn with_server_address(mut self, host: impl Into<String>, port: u16) -> Self {
-        self.server = Some(Address::configured(&host.into(), port));
-        self
-    }
-
-    /// Starts spans with `provider` instead of the global one.
-    #[must_use]
-    pub fn with_tracer_provider<P>(mut self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        self.telemetry.set_tracer_provider(provider);
-        self
-    }
-
-    /// Records `rpc.client.call.duration` with `provider` instead of the global one.
-    #[must_use]
-    pub fn with_meter_provider(mut self, provider: &impl MeterProvider) -> Self {
-        self.telemetry.set_meter_provider(provider);
-        self
-    }
-
-    /// Injects with `propagator` instead of the configured one.
-    #[must_use]
-    pub fn with_propagator(mut self, propagator: impl Propagator + 'static) -> Self {
-        self.telemetry.set_propagator(Arc::new(propagator));
-        self
-    }
+    options!(Client);
+    client_options!();
 }
 
-impl Default for GrpcClientLayer {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The address of a channel's destination, its port defaulted by scheme.
+pub(crate) fn destination_address(destination: &http::Uri) -> Option<Address> {
+    let host = destination.host()?;
+    let port = destination
+        .port_u16()
+        .or(match destination.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+    Some(Address::configured(host, port))
 }
 
 impl<S> Layer<S> for GrpcClientLayer {
@@ -74,8 +70,7 @@ impl<S> Layer<S> for GrpcClientLayer {
     fn layer(&self, inner: S) -> Self::Service {
         GrpcClient {
             inner,
-            telemetry: Arc::new(self.telemetry.clone()),
-            server: self.server.clone(),
+            layer: std::sync::Arc::new(self.clone()),
         }
     }
 }

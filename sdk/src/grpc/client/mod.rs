@@ -1,16 +1,19 @@
 //! The gRPC client layer: a CLIENT span per call, child of the current
-//! context, whose trace context and baggage go out in the request metadata;
-//! ended when the response stream ends.
+//! context, whose trace context (and, where the [baggage
+//! policy](crate::instrumentation::BaggagePolicy) allows, baggage) goes out
+//! in the request metadata; ended when the response stream ends.
 //!
 //! ```
 //! use baton::grpc::client::GrpcClientLayer;
 //! use tonic::transport::Endpoint;
 //!
 //! # #[tokio::main] async fn main() {
-//! let channel = Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
+//! let endpoint = Endpoint::from_static("http://orders:50051");
 //! let channel = tower::ServiceBuilder::new()
-//!     .layer(GrpcClientLayer::new().with_server_address("127.0.0.1", 50051))
-//!     .service(channel);
+//!     // `server.address` orders, `server.port` 50051; baggage allowed
+//!     // (a single-label service name is internal).
+//!     .layer(GrpcClientLayer::new(endpoint.uri()))
+//!     .service(endpoint.connect_lazy());
 //! // Hand `channel` to a generated client: `EchoClient::new(channel)`.
 //! # drop(channel);
 //! # }
@@ -25,17 +28,19 @@ use opentelemetry::Context;
 use tower_service::Service;
 
 pub use layer::GrpcClientLayer;
+pub(crate) use layer::destination_address;
 
 use super::body::ResponseBody;
-use super::call::{Address, Telemetry};
+use super::call::{self, Side};
 use super::future::ResponseFuture;
+use crate::instrumentation::RequestView;
+use crate::propagation::inject;
 
 /// The service [`GrpcClientLayer`] wraps an inner service (a channel) in.
 #[derive(Clone, Debug)]
 pub struct GrpcClient<S> {
     inner: S,
-    telemetry: Arc<Telemetry>,
-    server: Option<Address>,
+    layer: Arc<GrpcClientLayer>,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for GrpcClient<S>
@@ -51,22 +56,39 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
-        // A generated client over a channel sends only the path; the
-        // configured address comes first, an absolute URI second.
-        let from_uri;
-        let server = match &self.server {
+        let layer = &*self.layer;
+        let options = &layer.options;
+        // The destination the layer was made for comes first, an absolute
+        // URI second.
+        let seen;
+        let server = match &options.server {
             Some(server) => Some(server),
             None => {
-                from_uri = self.telemetry.address(request.uri());
-                from_uri.as_ref()
+                seen = layer.addresses.of(request.uri());
+                seen.as_ref()
             }
         };
-        let call = self
-            .telemetry
-            .start(&Context::current(), request.uri().path(), server);
-        let cx = call.context().clone();
-        self.telemetry.inject(&cx, request.headers_mut());
-        crate::request_id::RequestId::inject(&cx, request.headers_mut());
+        // Unknown destinations get no baggage.
+        let with_baggage = server.is_some_and(|server| options.baggage.allows(server.host()));
+        let (cx, call) = options.with(|resolved| {
+            let current = Context::current();
+            let view = RequestView::from_parts(
+                request.method(),
+                request.uri(),
+                request.headers(),
+                request.extensions(),
+            );
+            let (cx, call) = if options.records(&view) {
+                let parents = (&current, &current);
+                let call =
+                    call::start(Side::Client, options, &resolved, parents, &view, server, None);
+                (call.context().clone(), Some(call))
+            } else {
+                (current, None)
+            };
+            inject(resolved.propagator, &cx, request.headers_mut(), with_baggage);
+            (cx, call)
+        });
         let future = crate::run_sync(cx.clone(), || self.inner.call(request));
         ResponseFuture::new(crate::run(cx, future), call)
     }

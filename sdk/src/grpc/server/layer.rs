@@ -1,55 +1,48 @@
-use std::sync::Arc;
-
-use baton_propagators::Propagator;
-use opentelemetry::metrics::MeterProvider;
-use opentelemetry::trace::{Tracer, TracerProvider};
+use opentelemetry::metrics::Meter;
 use tower_layer::Layer;
 
 use super::GrpcServer;
-use crate::grpc::call::{Side, Telemetry};
+use crate::global::Snapshot;
+use crate::grpc::call::{Addresses, Instruments, Side};
+use crate::instrumentation::{Kind, Options, options, server_options};
 
-/// Instruments a gRPC server: see the [module docs](super).
+/// The gRPC server middleware kind.
+pub(crate) struct Server;
+
+impl Kind for Server {
+    type Instruments = Instruments;
+
+    fn build(meter: &Meter) -> Instruments {
+        Instruments::new(Side::Server, meter)
+    }
+
+    fn slot(snapshot: &Snapshot) -> &std::sync::OnceLock<Instruments> {
+        &snapshot.grpc_server
+    }
+}
+
+/// Instruments a gRPC server: see the [module docs](super). Takes the
+/// [options every Baton middleware takes](crate::instrumentation).
 ///
-/// Uses the global tracer and meter providers and the
-/// [configured propagator](crate::propagation) unless told otherwise.
+/// Uses the [global](crate::global) tracer and meter providers and
+/// propagator, as they are at each call, unless given its own.
 #[derive(Clone, Debug)]
 pub struct GrpcServerLayer {
-    telemetry: Telemetry,
+    pub(super) options: Options<Server>,
+    pub(super) addresses: Addresses,
 }
 
 impl GrpcServerLayer {
-    /// A layer with the global providers and the configured propagator.
+    /// A layer with the global providers and propagator.
     pub fn new() -> Self {
         GrpcServerLayer {
-            telemetry: Telemetry::new(Side::Server),
+            options: Options::new(),
+            addresses: Addresses::default(),
         }
     }
 
-    /// Starts spans with `provider` instead of the global one.
-    #[must_use]
-    pub fn with_tracer_provider<P>(mut self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        self.telemetry.set_tracer_provider(provider);
-        self
-    }
-
-    /// Records `rpc.server.call.duration` with `provider` instead of the global one.
-    #[must_use]
-    pub fn with_meter_provider(mut self, provider: &impl MeterProvider) -> Self {
-        self.telemetry.set_meter_provider(provider);
-        self
-    }
-
-    /// Extracts with `propagator` instead of the configured one.
-    #[must_use]
-    pub fn with_propagator(mut self, propagator: impl Propagator + 'static) -> Self {
-        self.telemetry.set_propagator(Arc::new(propagator));
-        self
-    }
+    options!(Server);
+    server_options!();
 }
 
 impl Default for GrpcServerLayer {
@@ -64,7 +57,7 @@ impl<S> Layer<S> for GrpcServerLayer {
     fn layer(&self, inner: S) -> Self::Service {
         GrpcServer {
             inner,
-            telemetry: Arc::new(self.telemetry.clone()),
+            layer: std::sync::Arc::new(self.clone()),
         }
     }
 }

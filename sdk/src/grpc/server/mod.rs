@@ -7,7 +7,8 @@
 //! use baton::grpc::server::GrpcServerLayer;
 //!
 //! tonic::transport::Server::builder()
-//!     .layer(GrpcServerLayer::new())
+//!     // Health checks are not worth a span.
+//!     .layer(GrpcServerLayer::new().with_filter(|call| !call.is_grpc_health_check()))
 //!     .add_routes(routes)
 //!     .serve("127.0.0.1:50051".parse().expect("address"))
 //!     .await
@@ -19,21 +20,24 @@ mod layer;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use opentelemetry::Context;
 use tower_service::Service;
 
 pub use layer::GrpcServerLayer;
 
-use crate::request_id::RequestId;
-
 use super::body::ResponseBody;
-use super::call::Telemetry;
+use super::call::{self, Side};
 use super::future::ResponseFuture;
+use crate::instrumentation::RequestView;
+use crate::propagation::{extract, remote_parent};
+use crate::request_id::RequestId;
+use crate::trace::Incoming;
 
 /// The service [`GrpcServerLayer`] wraps an inner service in.
 #[derive(Clone, Debug)]
 pub struct GrpcServer<S> {
     inner: S,
-    telemetry: Arc<Telemetry>,
+    layer: Arc<GrpcServerLayer>,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for GrpcServer<S>
@@ -49,14 +53,57 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let parent = self.telemetry.extract(request.headers());
-        // The caller's request id when safe to reuse, as the HTTP server does.
-        let parent = RequestId::from_headers(request.headers()).set_in(&parent);
-        let server = self.telemetry.address(request.uri());
-        let call = self
-            .telemetry
-            .start(&parent, request.uri().path(), server.as_ref());
-        let cx = call.context().clone();
+        let layer = &*self.layer;
+        let options = &layer.options;
+        let view = RequestView::from_parts(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            request.extensions(),
+        );
+        let (cx, call) = options.with(|resolved| {
+            let current = Context::current();
+            if options.public && !options.records(&view) {
+                return (current, None);
+            }
+            let incoming = extract(resolved.propagator, &current, request.headers());
+            if !options.records(&view) {
+                return (incoming, None);
+            }
+            let remote = remote_parent(&incoming);
+            // A public endpoint starts a new trace in the server's own
+            // context: nothing the caller sent but the link.
+            let fresh = Context::new();
+            let (parent, base) = if options.public {
+                (&fresh, &current)
+            } else {
+                (&incoming, &incoming)
+            };
+            let seen;
+            let server = match &options.server {
+                Some(server) => Some(server),
+                None => {
+                    seen = layer.addresses.of(request.uri());
+                    seen.as_ref()
+                }
+            };
+            let link = remote.clone().filter(|_| options.public);
+            let call = call::start(
+                Side::Server,
+                options,
+                &resolved,
+                (parent, base),
+                &view,
+                server,
+                link,
+            );
+            // The caller's request id when safe to reuse, as the HTTP server does.
+            let cx = call.context().with_value(Incoming {
+                remote,
+                request_id: RequestId::from_headers(request.headers()),
+            });
+            (cx, Some(call))
+        });
         // `call` may already do work (and spawn): it runs in the context too.
         let future = crate::run_sync(cx.clone(), || self.inner.call(request));
         ResponseFuture::new(crate::run(cx, future), call)

@@ -14,11 +14,12 @@
 //!   status code) and for a transport error, whose `error.type` is one of
 //!   `timeout`, `connect`, `redirect`, `request`, `body`, `decode`, `builder`
 //!   (reqwest's classification, checked in that order), or `_OTHER`;
-//! - the span's context injected with the [configured
-//!   propagator](crate::propagation::get): trace context goes to every host;
-//!   baggage only to the hosts given to
-//!   [`with_baggage_hosts`](HttpClientMiddleware::with_baggage_hosts) (none
-//!   by default), since it may carry data that must not leave the system;
+//! - the span's context injected with the [global](crate::global)
+//!   propagator (or the middleware's own): trace context goes to every
+//!   host; baggage only where the
+//!   [`BaggagePolicy`](crate::instrumentation::BaggagePolicy) allows
+//!   (internal destinations by default), since it may carry data that must
+//!   not leave the system;
 //! - the current context's request id sent as `x-request-id` (unless the
 //!   request has one), so the next hop reuses it;
 //! - `http.client.request.duration` (seconds,
@@ -34,7 +35,7 @@
 //! use baton::http::client::HttpClientMiddleware;
 //!
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!     .with(HttpClientMiddleware::new().with_baggage_hosts(["billing.internal"]))
+//!     .with(HttpClientMiddleware::new())
 //!     .build();
 //! # drop(client);
 //! ```
@@ -46,17 +47,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use baton_propagators::Propagator;
 use http::Extensions;
-use opentelemetry::baggage::BaggageExt;
-use opentelemetry::metrics::MeterProvider;
-use opentelemetry::trace::{
-    SpanBuilder, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
-};
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::metrics::Meter;
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt};
+use opentelemetry::{KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, NETWORK_PROTOCOL_VERSION,
-    SERVER_ADDRESS, SERVER_PORT, URL_FULL,
+    URL_FULL,
 };
 use opentelemetry_semantic_conventions::metric::{
     HTTP_CLIENT_ACTIVE_REQUESTS, HTTP_CLIENT_REQUEST_DURATION,
@@ -64,9 +61,13 @@ use opentelemetry_semantic_conventions::metric::{
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 
+use crate::global::Snapshot;
 use crate::http::semconv;
-use crate::http::telemetry::{self, Attributes, InFlight, Instruments, Names};
-use crate::metrics::LayerTracer;
+use crate::http::telemetry::{Attributes, InFlight, Instruments, Names};
+use crate::instrumentation::{
+    Address, Kind, Options, RequestView, client_options, options,
+};
+use crate::propagation::inject;
 
 const NAMES: Names = Names {
     duration: HTTP_CLIENT_REQUEST_DURATION,
@@ -75,67 +76,42 @@ const NAMES: Names = Names {
     active_description: "Number of active HTTP client requests.",
 };
 
+/// The HTTP client middleware kind.
+pub(crate) struct Client;
+
+impl Kind for Client {
+    type Instruments = Instruments;
+
+    fn build(meter: &Meter) -> Instruments {
+        Instruments::from_meter(meter, &NAMES)
+    }
+
+    fn slot(snapshot: &Snapshot) -> &std::sync::OnceLock<Instruments> {
+        &snapshot.http_client
+    }
+}
+
 /// Traces, measures and propagates the context of every request a
-/// `reqwest_middleware` client sends. See the [module docs](self).
+/// `reqwest_middleware` client sends. Takes the [options every Baton
+/// middleware takes](crate::instrumentation). See the [module docs](self).
+#[derive(Clone)]
 pub struct HttpClientMiddleware {
-    tracer: LayerTracer,
-    instruments: Instruments,
-    propagator: Arc<dyn Propagator>,
-    baggage_hosts: Vec<String>,
+    options: Options<Client>,
 }
 
 impl HttpClientMiddleware {
-    /// A middleware recording to the global tracer and meter providers (as
-    /// they are now), injecting with the [configured
-    /// propagator](crate::propagation::get), sending baggage nowhere.
+    /// A middleware recording to the [global](crate::global) tracer and
+    /// meter providers and injecting with the global propagator, as they
+    /// are at each request; baggage goes to internal destinations only
+    /// ([`BaggagePolicy::internal`](crate::instrumentation::BaggagePolicy::internal)).
     pub fn new() -> Self {
         HttpClientMiddleware {
-            tracer: telemetry::global_tracer(),
-            instruments: Instruments::global(&NAMES),
-            propagator: crate::propagation::get(),
-            baggage_hosts: Vec::new(),
+            options: Options::new(),
         }
     }
 
-    /// Records spans with `provider` instead of the global one.
-    #[must_use]
-    pub fn with_tracer_provider<P>(mut self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        self.tracer = telemetry::tracer(provider);
-        self
-    }
-
-    /// Records metrics with `provider` instead of the global one.
-    #[must_use]
-    pub fn with_meter_provider(mut self, provider: &impl MeterProvider) -> Self {
-        self.instruments = Instruments::new(provider, &NAMES);
-        self
-    }
-
-    /// Sends baggage to these hosts too (compared without case; ports are
-    /// not considered). Other hosts get trace context only.
-    #[must_use]
-    pub fn with_baggage_hosts<I>(mut self, hosts: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
-        self.baggage_hosts
-            .extend(hosts.into_iter().map(|h| h.as_ref().to_ascii_lowercase()));
-        self
-    }
-
-    fn sends_baggage(&self, url: &reqwest::Url) -> bool {
-        url.host_str().is_some_and(|host| {
-            self.baggage_hosts
-                .iter()
-                .any(|allowed| allowed.eq_ignore_ascii_case(host))
-        })
-    }
+    options!(Client);
+    client_options!();
 
     async fn send(
         &self,
@@ -143,38 +119,51 @@ impl HttpClientMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let parent = crate::current();
-        let url = req.url();
-        // Room for what the response adds (status, version, error type).
-        let mut attributes = Vec::with_capacity(8);
-        let method = semconv::push_method(req.method(), &mut attributes);
-        let address: Option<Arc<str>> = url.host_str().map(Into::into);
-        let port = url.port_or_known_default().map(i64::from);
-        let mut endpoint = Attributes::<3>::new();
-        endpoint.push(KeyValue::new(HTTP_REQUEST_METHOD, method));
-        if let Some(address) = &address {
-            endpoint.push(KeyValue::new(
-                SERVER_ADDRESS,
-                Value::from(Arc::clone(address)),
-            ));
+        let options = &self.options;
+        let with_baggage = req
+            .url()
+            .host_str()
+            .is_some_and(|host| options.baggage.allows(host));
+        if !options.records(&RequestView::from_reqwest(&req)) {
+            let cx = crate::current();
+            options.with(|resolved| {
+                inject(resolved.propagator, &cx, req.headers_mut(), with_baggage);
+            });
+            return next.run(req, extensions).await;
         }
-        if let Some(port) = port {
-            endpoint.push(KeyValue::new(SERVER_PORT, port));
-        }
-        // The span has the method already (with its original, if normalised).
-        attributes.extend(endpoint.as_slice().iter().skip(1).cloned());
-        attributes.push(KeyValue::new(URL_FULL, url::full(url)));
-        let builder = SpanBuilder::from_name(semconv::span_name(method, &semconv::Route::None))
-            .with_kind(SpanKind::Client)
-            .with_attributes(attributes);
-        let cx = self.tracer.start(builder, &parent);
-        self.inject(&cx, &mut req);
+        let (cx, in_flight, mut metric) = options.with(|resolved| {
+            let parent = crate::current();
+            let url = req.url();
+            // Room for what the response adds (status, version, error type).
+            let mut attributes = Vec::with_capacity(8);
+            let method = semconv::push_method(req.method(), &mut attributes);
+            let server = match &options.server {
+                Some(server) => Some(server.clone()),
+                None => url.host_str().map(|host| Address {
+                    host: Value::from(Arc::<str>::from(host)).into(),
+                    name: None,
+                    port: url.port_or_known_default().map(i64::from),
+                }),
+            };
+            let mut endpoint = Attributes::<3>::new();
+            endpoint.push(KeyValue::new(HTTP_REQUEST_METHOD, method));
+            endpoint.extend(server.iter().flat_map(Address::attributes));
+            // The span has the method already (with its original, if normalised).
+            attributes.extend(endpoint.as_slice().iter().skip(1).cloned());
+            attributes.push(KeyValue::new(URL_FULL, url::full(url)));
+            let name = semconv::span_name(method, &semconv::Route::None);
+            let name = options.span_name(name, &RequestView::from_reqwest(&req));
+            let builder = SpanBuilder::from_name(name)
+                .with_kind(SpanKind::Client)
+                .with_attributes(attributes);
+            let cx = resolved.tracer.start(builder, &parent);
+            inject(resolved.propagator, &cx, req.headers_mut(), with_baggage);
 
-        let mut metric = Attributes::<6>::new();
-        for kv in endpoint.as_slice() {
-            metric.push(kv.clone());
-        }
-        let in_flight = InFlight::start(&self.instruments, endpoint, None);
+            let mut metric = Attributes::<6>::new();
+            metric.extend(endpoint.as_slice().iter().cloned());
+            let in_flight = InFlight::start(resolved.instruments, endpoint, None);
+            (cx, in_flight, metric)
+        });
         let result = crate::run(cx.clone(), next.run(req, extensions)).await;
 
         let span = cx.span();
@@ -204,24 +193,6 @@ impl HttpClientMiddleware {
         span.end();
         result
     }
-
-    /// Injects `cx` into `req`'s headers, without baggage unless the host may have it.
-    fn inject(&self, cx: &Context, req: &mut Request) {
-        let with_baggage = cx.baggage().is_empty() || self.sends_baggage(req.url());
-        let headers = req.headers_mut();
-        let mut dropped = Vec::new();
-        if with_baggage {
-            self.propagator
-                .inject_into_header_map(cx, headers, &mut dropped);
-        } else {
-            // The propagator's baggage part injects nothing for empty baggage.
-            let cx = cx.with_cleared_baggage();
-            self.propagator
-                .inject_into_header_map(&cx, headers, &mut dropped);
-        }
-        telemetry::log_dropped("outgoing request", &dropped);
-        crate::request_id::RequestId::inject(cx, req.headers_mut());
-    }
 }
 
 /// A low-cardinality name for a request that got no response.
@@ -250,9 +221,8 @@ impl Default for HttpClientMiddleware {
 impl fmt::Debug for HttpClientMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClientMiddleware")
-            .field("propagator", &self.propagator)
-            .field("baggage_hosts", &self.baggage_hosts)
-            .finish_non_exhaustive()
+            .field("options", &self.options)
+            .finish()
     }
 }
 

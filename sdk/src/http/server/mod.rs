@@ -4,8 +4,10 @@
 //!
 //! Per request, following the HTTP semantic conventions 1.42.0:
 //!
-//! - context extracted from the headers with the [configured
-//!   propagator](crate::propagation::get); a malformed header counts as absent;
+//! - context extracted from the headers with the [global](crate::global)
+//!   propagator (or the layer's own); a malformed header counts as absent;
+//!   the caller's span context stays readable as
+//!   [`remote_parent`](crate::trace::remote_parent);
 //! - a SERVER span `{method} {route}`, the route being the template from
 //!   axum's `MatchedPath` (never the raw path), or just `{method}` when no
 //!   template is known (`HTTP` for a method outside the conventions' list,
@@ -57,6 +59,8 @@ pub use layer::HttpServerLayer;
 
 use recording::Recording;
 
+use crate::instrumentation::RequestView;
+
 /// Extracts, traces and measures each request, then calls the inner service
 /// in the request's context. Made by [`HttpServerLayer`].
 #[derive(Clone, Debug)]
@@ -105,13 +109,15 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (parts, body) = req.into_parts();
-        if self.layer.filter.as_ref().is_some_and(|keep| !keep(&parts)) {
-            let req = Request::from_parts(parts, body);
-            return ResponseFuture::new(crate::current(), self.inner.call(req), None);
-        }
-        let (cx, recording) = Recording::start(&self.layer, &parts);
+        let view = RequestView::from_parts(&parts.method, &parts.uri, &parts.headers, &parts.extensions);
+        let (cx, recording) = if self.layer.options.records(&view) {
+            let (cx, recording) = Recording::start(&self.layer, &parts, &view);
+            (cx, Some(recording))
+        } else {
+            (Recording::unrecorded(&self.layer, &parts), None)
+        };
         let req = Request::from_parts(parts, body);
         let fut = crate::run_sync(cx.clone(), || self.inner.call(req));
-        ResponseFuture::new(cx, fut, Some(recording))
+        ResponseFuture::new(cx, fut, recording)
     }
 }

@@ -13,9 +13,12 @@ use opentelemetry_semantic_conventions::attribute::{
 
 use super::HttpServerLayer;
 use crate::http::semconv::{self, Route};
-use crate::http::telemetry::{self, Attributes, InFlight};
+use crate::http::telemetry::{Attributes, InFlight};
+use crate::instrumentation::{HostPort, RequestView, split_host};
 use crate::metrics::SetKey;
+use crate::propagation::{extract, remote_parent};
 use crate::request_id::{self, RequestId};
+use crate::trace::Incoming;
 
 /// A request being recorded. Dropping it ends the span; a finished request
 /// has set the response attributes and recorded its duration first.
@@ -32,94 +35,112 @@ pub(crate) struct Recording {
 
 impl Recording {
     /// Starts recording the request of `parts`; returns the context to
-    /// handle it in (span, request id and, unless public, the caller's
-    /// context and baggage).
-    pub(crate) fn start(layer: &HttpServerLayer, parts: &Parts) -> (Context, Self) {
-        let current = crate::current();
-        let mut dropped = Vec::new();
-        let incoming =
-            layer
-                .propagator
-                .extract_from_header_map(&current, &parts.headers, &mut dropped);
-        telemetry::log_dropped("incoming request", &dropped);
+    /// handle it in (span, request id, remote parent and, unless public,
+    /// the caller's context and baggage).
+    pub(crate) fn start(layer: &HttpServerLayer, parts: &Parts, view: &RequestView<'_>) -> (Context, Self) {
+        let options = &layer.options;
+        options.with(|resolved| {
+            let current = crate::current();
+            let incoming = extract(resolved.propagator, &current, &parts.headers);
 
-        // Room for all, with what `finish` adds (status, error type): a
-        // span's attributes should not be reallocated as it ends.
-        let mut attributes = Vec::with_capacity(12);
-        let method = semconv::push_method(&parts.method, &mut attributes);
-        // Route templates come from the application: interned, not copied
-        // for every request.
-        let route = match parts.extensions.get::<axum::extract::MatchedPath>() {
-            None => Route::None,
-            Some(matched) => match crate::intern::intern(matched.as_str()) {
-                Some(route) => Route::Interned(route),
-                None => Route::Owned(matched.as_str().into()),
-            },
-        };
-        if let Some(route) = route.value() {
-            attributes.push(KeyValue::new(HTTP_ROUTE, route));
-        }
-        attributes.push(KeyValue::new(URL_PATH, parts.uri.path().to_owned()));
-        if let Some(query) = parts.uri.query() {
-            let query = semconv::redact_query(query).into_owned();
-            attributes.push(KeyValue::new(URL_QUERY, query));
-        }
-        let scheme = match parts.uri.scheme_str() {
-            Some("https") => "https",
-            _ => "http",
-        };
-        attributes.push(KeyValue::new(URL_SCHEME, scheme));
-        if let Some((host, port)) = server_address(parts) {
-            attributes.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
-            if let Some(port) = port {
-                attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
-            }
-        }
-        if let Some(agent) = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()) {
-            attributes.push(KeyValue::new(USER_AGENT_ORIGINAL, agent.to_owned()));
-        }
-        let version = semconv::protocol_version(parts.version);
-        if let Some(version) = version {
-            attributes.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, version));
-        }
-
-        let builder = SpanBuilder::from_name(semconv::span_name(method, &route))
-            .with_kind(SpanKind::Server)
-            .with_attributes(attributes);
-        let cx = if layer.public {
-            let remote = incoming.span().span_context().clone();
-            let builder = if remote.is_valid() {
-                builder.with_links(vec![Link::with_context(remote)])
-            } else {
-                builder
+            // Room for all, with what `finish` adds (status, error type): a
+            // span's attributes should not be reallocated as it ends.
+            let mut attributes = Vec::with_capacity(12);
+            let method = semconv::push_method(&parts.method, &mut attributes);
+            // Route templates come from the application: interned, not copied
+            // for every request.
+            let route = match parts.extensions.get::<axum::extract::MatchedPath>() {
+                None => Route::None,
+                Some(matched) => match crate::intern::intern(matched.as_str()) {
+                    Some(route) => Route::Interned(route),
+                    None => Route::Owned(matched.as_str().into()),
+                },
             };
-            // A new root, in the server's own context: nothing the caller sent.
-            layer.tracer.start_in(builder, &Context::new(), &current)
-        } else {
-            layer.tracer.start(builder, &incoming)
-        };
+            if let Some(route) = route.value() {
+                attributes.push(KeyValue::new(HTTP_ROUTE, route));
+            }
+            attributes.push(KeyValue::new(URL_PATH, parts.uri.path().to_owned()));
+            if let Some(query) = parts.uri.query() {
+                let query = semconv::redact_query(query).into_owned();
+                attributes.push(KeyValue::new(URL_QUERY, query));
+            }
+            let scheme = match parts.uri.scheme_str() {
+                Some("https") => "https",
+                _ => "http",
+            };
+            attributes.push(KeyValue::new(URL_SCHEME, scheme));
+            match &options.server {
+                Some(server) => attributes.extend(server.attributes()),
+                None => {
+                    if let Some((host, port)) = server_address(parts) {
+                        attributes.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
+                        if let Some(port) = port {
+                            attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+                        }
+                    }
+                }
+            }
+            if let Some(agent) = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()) {
+                attributes.push(KeyValue::new(USER_AGENT_ORIGINAL, agent.to_owned()));
+            }
+            let version = semconv::protocol_version(parts.version);
+            if let Some(version) = version {
+                attributes.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, version));
+            }
 
-        let id = RequestId::from_headers(&parts.headers);
-        let request_id = Some(id.header_value());
-        let cx = id.set_in(&cx);
+            let name = options.span_name(semconv::span_name(method, &route), view);
+            let builder = SpanBuilder::from_name(name)
+                .with_kind(SpanKind::Server)
+                .with_attributes(attributes);
+            let remote = remote_parent(&incoming);
+            let cx = if options.public {
+                let builder = match &remote {
+                    Some(remote) => builder.with_links(vec![Link::with_context(remote.clone())]),
+                    None => builder,
+                };
+                // A new root, in the server's own context: nothing the caller sent.
+                resolved.tracer.start_in(builder, &Context::new(), &current)
+            } else {
+                resolved.tracer.start(builder, &incoming)
+            };
 
-        let mut active = Attributes::new();
-        active.push(KeyValue::new(HTTP_REQUEST_METHOD, method));
-        active.push(KeyValue::new(URL_SCHEME, scheme));
-        let key = SetKey {
-            names: [SetKey::name(Some(method)), SetKey::name(Some(scheme)), 0, 0],
-            bits: 0,
-        };
-        let recording = Recording {
-            cx: cx.clone(),
-            request_id,
-            method,
-            scheme,
-            version,
-            route,
-            in_flight: InFlight::start(&layer.instruments, active, Some(key)),
-        };
-        (cx, recording)
+            let id = RequestId::from_headers(&parts.headers);
+            let request_id = Some(id.header_value());
+            let cx = cx.with_value(Incoming {
+                remote,
+                request_id: id,
+            });
+
+            let mut active = Attributes::new();
+            active.push(KeyValue::new(HTTP_REQUEST_METHOD, method));
+            active.push(KeyValue::new(URL_SCHEME, scheme));
+            let key = SetKey {
+                names: [SetKey::name(Some(method)), SetKey::name(Some(scheme)), 0, 0],
+                bits: 0,
+            };
+            let recording = Recording {
+                cx: cx.clone(),
+                request_id,
+                method,
+                scheme,
+                version,
+                route,
+                in_flight: InFlight::start(resolved.instruments, active, Some(key)),
+            };
+            (cx, recording)
+        })
+    }
+
+    /// The context a request left out of the telemetry is handled in: the
+    /// caller's, unless the endpoint is public.
+    pub(crate) fn unrecorded(layer: &HttpServerLayer, parts: &Parts) -> Context {
+        let current = crate::current();
+        if layer.options.public {
+            return current;
+        }
+        layer
+            .options
+            .with(|resolved| extract(resolved.propagator, &current, &parts.headers))
     }
 
     /// Finishes with `response`, echoing the request id in it.
@@ -193,9 +214,6 @@ impl Recording {
     }
 }
 
-/// A host and, if given, a port.
-type HostPort<'a> = Option<(&'a str, Option<u16>)>;
-
 /// Where the client sent the request, as host and port: the URI's
 /// authority (HTTP/2 `:authority`, absolute-form requests), else the `Host`
 /// header. A malformed one is ignored.
@@ -204,65 +222,4 @@ fn server_address(parts: &Parts) -> HostPort<'_> {
         return Some((authority.host(), authority.port_u16()));
     }
     split_host(parts.headers.get(HOST)?.to_str().ok()?)
-}
-
-/// `host[:port]` (RFC 9110 `Host`) split, without copying it into an
-/// `http::uri::Authority` as parsing one would; `None` when malformed.
-fn split_host(value: &str) -> HostPort<'_> {
-    let (host, port) = if value.starts_with('[') {
-        // An IP literal keeps its brackets, as `Authority::host` does.
-        let end = value.find(']')? + 1;
-        let (host, rest) = value.split_at(end);
-        let literal = host[1..end - 1]
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-        (literal.then_some(host)?, rest)
-    } else {
-        let end = value.find(':').unwrap_or(value.len());
-        let (host, rest) = value.split_at(end);
-        let name = host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
-        (name.then_some(host)?, rest)
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let port = match port.strip_prefix(':') {
-        None if port.is_empty() => None,
-        None => return None,
-        Some("") => None,
-        Some(port) if port.bytes().all(|b| b.is_ascii_digit()) => Some(port.parse().ok()?),
-        Some(_) => return None,
-    };
-    Some((host, port))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_headers_split_into_host_and_port() {
-        // (Host, expected)
-        let rows: [(&str, HostPort<'_>); 14] = [
-            ("example.com", Some(("example.com", None))),
-            ("example.com:8080", Some(("example.com", Some(8080)))),
-            ("example.com:", Some(("example.com", None))),
-            ("127.0.0.1:80", Some(("127.0.0.1", Some(80)))),
-            ("[::1]:3000", Some(("[::1]", Some(3000)))),
-            ("[::1]", Some(("[::1]", None))),
-            ("", None),
-            (":80", None),
-            ("example.com:99999", None),
-            ("example.com:8a", None),
-            ("user@example.com", None),
-            ("exa mple.com", None),
-            ("[::1", None),
-            ("[::1]x", None),
-        ];
-        for (value, expected) in rows {
-            assert_eq!(split_host(value), expected, "{value:?}");
-        }
-    }
 }
