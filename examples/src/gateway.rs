@@ -46,10 +46,9 @@ pub async fn serve(listener: TcpListener, orders: Url, pricing: Url) -> std::io:
         ));
     }
     let channel = crate::grpc_client(&orders);
-    // Baggage leaves only for hosts we name: pricing is ours.
-    let baggage_hosts = pricing.host_str().map(str::to_owned);
+    // Baggage goes to internal hosts only (the default): pricing is ours.
     let http = ClientBuilder::new(reqwest::Client::new())
-        .with(HttpClientMiddleware::new().with_baggage_hosts(baggage_hosts))
+        .with(HttpClientMiddleware::new())
         .build();
     let peers = Peers {
         orders: OrdersClient::new(channel),
@@ -61,7 +60,7 @@ pub async fn serve(listener: TcpListener, orders: Url, pricing: Url) -> std::io:
         .route("/healthz", get(|| async { "ok" }))
         .with_state(peers)
         // Health probes would drown the traces and skew the RED table.
-        .layer(HttpServerLayer::new().with_filter(|req| req.uri.path() != "/healthz"));
+        .layer(HttpServerLayer::new().with_filter(|req| req.path() != "/healthz"));
     axum::serve(listener, app).await
 }
 

@@ -61,18 +61,17 @@ pub fn url_from_env(name: &str, default: &str) -> reqwest::Url {
         .unwrap_or_else(|err| panic!("{name}={value:?} is not a URL: {err}"))
 }
 
-/// A gRPC client stack to `url`: Baton's client layer (told the peer's
-/// address, which a channel does not expose) over a channel that connects on
-/// first use, so services can start in any order.
+/// A gRPC client stack to `url`: Baton's client layer, made for the
+/// endpoint's URI (the peer's address, which a channel does not expose),
+/// over a channel that connects on first use, so services can start in any
+/// order.
 fn grpc_client(url: &reqwest::Url) -> baton::grpc::client::GrpcClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .unwrap_or_else(|err| panic!("{url} is not a gRPC endpoint: {err}"))
-        .connect_lazy();
-    let layer = baton::grpc::client::GrpcClientLayer::new().with_server_address(
-        url.host_str().unwrap_or_default().to_owned(),
-        url.port_or_known_default().unwrap_or(80),
-    );
-    tower::ServiceBuilder::new().layer(layer).service(channel)
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap_or_else(|err| panic!("{url} is not a gRPC endpoint: {err}"));
+    let layer = baton::grpc::client::GrpcClientLayer::new(endpoint.uri());
+    tower::ServiceBuilder::new()
+        .layer(layer)
+        .service(endpoint.connect_lazy())
 }
 
 /// Telemetry for one service running on its own: `baton::init()`, configured

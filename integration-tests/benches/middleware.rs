@@ -286,8 +286,7 @@ fn grpc_client(c: &mut Criterion, telemetry: &Telemetry) {
         });
     });
 
-    let layer = GrpcClientLayer::new()
-        .with_server_address("127.0.0.1", port)
+    let layer = GrpcClientLayer::new(&format!("http://127.0.0.1:{}", port).parse().expect("a uri"))
         .with_tracer_provider(&telemetry.tracer_provider)
         .with_meter_provider(&telemetry.meter_provider);
     let mut baton = EchoClient::new(

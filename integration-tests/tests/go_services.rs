@@ -100,8 +100,7 @@ async fn baton_grpc_client_to_go_otelgrpc_server() {
         .connect_lazy();
     let channel = tower::ServiceBuilder::new()
         .layer(
-            GrpcClientLayer::new()
-                .with_server_address("127.0.0.1", port)
+            GrpcClientLayer::new(&format!("http://127.0.0.1:{}", port).parse().expect("a uri"))
                 .with_tracer_provider(&provider),
         )
         .service(channel);
@@ -340,11 +339,7 @@ async fn baton_http_client_to_go_otelhttp_server() {
     let (provider, spans) = telemetry();
     let go = Peer::start(PeerKind::Go);
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(
-            HttpClientMiddleware::new()
-                .with_baggage_hosts(["127.0.0.1"])
-                .with_tracer_provider(&provider),
-        )
+        .with(HttpClientMiddleware::new().with_tracer_provider(&provider))
         .build();
 
     let cx = caller(&provider);

@@ -32,8 +32,8 @@
 //! # }
 //! ```
 
-use opentelemetry::Context;
 use baton_propagators::BaggagePropagator;
+use opentelemetry::Context;
 use opentelemetry::baggage::{Baggage, BaggageExt};
 
 use crate::context::with_current;

@@ -129,17 +129,17 @@ pub mod runtime;
 pub mod trace;
 
 pub use baton_propagators as propagators;
-/// The OpenTelemetry API Baton is built on, at the version it uses: no
-/// version-matched dependency of your own is needed.
-pub use opentelemetry;
-/// The OpenTelemetry SDK Baton's middleware and setup use (providers,
-/// exporters, samplers), at the version they use.
-#[cfg(any(feature = "http", feature = "grpc", feature = "export"))]
-pub use opentelemetry_sdk;
 pub use context::{EnterGuard, current, enter, leaked_guards, run_sync, with_current};
 pub use future::{InContext, Run, run};
 #[cfg(feature = "export")]
 pub use init::{Init, InitError, Telemetry, init};
 pub use local::Local;
+/// The OpenTelemetry API Baton is built on, at the version it uses: no
+/// version-matched dependency of your own is needed.
+pub use opentelemetry;
 pub use opentelemetry::Context;
+/// The OpenTelemetry SDK Baton's middleware and setup use (providers,
+/// exporters, samplers), at the version they use.
+#[cfg(any(feature = "http", feature = "grpc", feature = "export"))]
+pub use opentelemetry_sdk;
 pub use task::{Snapshot, bind, snapshot, spawn, spawn_blocking, spawn_thread};

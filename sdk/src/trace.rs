@@ -21,8 +21,8 @@
 //! });
 //! ```
 
-pub use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use opentelemetry::trace::TraceContextExt as _;
+pub use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 use crate::context::with_current;
 use crate::request_id::RequestId;

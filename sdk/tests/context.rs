@@ -182,19 +182,44 @@ fn locals_of_one_context_travel_together() {
 #[tokio::test]
 async fn baggage_helpers_read_set_and_remove() {
     let cx = baton::baggage::set("tenant", "acme").unwrap();
-    let cx = baton::baggage::set_in(&cx, "user", "ada").unwrap();
+    let cx = baton::baggage::set_with_properties_in(&cx, "user", "ada", "ttl = 60;internal")
+        .unwrap();
     assert_eq!(
         baton::baggage::set("bad key", "v").unwrap_err(),
         baton::baggage::BaggageError::InvalidKey
     );
+    assert_eq!(
+        baton::baggage::set_with_properties("k", "v", "bad key=1").unwrap_err(),
+        baton::baggage::BaggageError::InvalidProperties
+    );
     baton::run(cx, async {
+        let entry = |key: &str, value: &str, properties: &str| baton::baggage::Entry {
+            key: key.into(),
+            value: value.into(),
+            properties: properties.into(),
+        };
         assert_eq!(
             baton::baggage::entries(),
             vec![
-                ("tenant".into(), "acme".into()),
-                ("user".into(), "ada".into())
+                entry("tenant", "acme", ""),
+                entry("user", "ada", "ttl=60;internal")
             ]
         );
+        assert_eq!(
+            baton::baggage::entry("user"),
+            Some(entry("user", "ada", "ttl=60;internal"))
+        );
+        // Properties travel: the baggage header carries them, through
+        // Baton's propagator and OpenTelemetry's alike (they are one).
+        let mut headers = http::HeaderMap::new();
+        let cx = baton::current();
+        baton::global::propagator().inject_into_header_map(&cx, &mut headers, &mut Vec::new());
+        assert_eq!(headers["baggage"], "tenant=acme,user=ada;ttl=60;internal");
+        let mut otel = http::HeaderMap::new();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject(&mut baton::propagators::HeaderCarrierMut(&mut otel));
+        });
+        assert_eq!(otel, headers);
         let cx = baton::baggage::remove("user");
         baton::run(cx, async {
             assert_eq!(baton::baggage::get("user"), None);

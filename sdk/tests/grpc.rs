@@ -155,10 +155,13 @@ impl Harness {
 
     /// A client through the client layer.
     fn client(&self) -> EchoClient<baton::grpc::client::GrpcClient<Channel>> {
-        let layer = GrpcClientLayer::new()
-            .with_server_address("127.0.0.1", self.addr.port())
-            .with_tracer_provider(&self.tracer_provider)
-            .with_meter_provider(&self.meter_provider);
+        let layer = GrpcClientLayer::new(
+            &format!("http://127.0.0.1:{}", self.addr.port())
+                .parse()
+                .expect("a uri"),
+        )
+        .with_tracer_provider(&self.tracer_provider)
+        .with_meter_provider(&self.meter_provider);
         EchoClient::new(
             tower::ServiceBuilder::new()
                 .layer(layer)
@@ -415,7 +418,10 @@ async fn unknown_method_does_not_name_the_span() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interceptor_injects_the_current_context() {
     let h = Harness::start().await;
-    let mut client = EchoClient::with_interceptor(h.channel(), InjectInterceptor::new());
+    let mut client = EchoClient::with_interceptor(
+        h.channel(),
+        InjectInterceptor::new(&format!("http://{}", h.addr).parse().expect("a uri")),
+    );
     let tracer = h.tracer_provider.tracer("test");
     let parent = tracer.start("caller");
     let parent_id = parent.span_context().clone();
@@ -446,10 +452,9 @@ async fn transport_failure_is_an_error_without_a_status() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect_lazy();
-    let layer = GrpcClientLayer::new()
+    let endpoint = Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+    let channel = endpoint.connect_lazy();
+    let layer = GrpcClientLayer::new(endpoint.uri())
         .with_tracer_provider(&h.tracer_provider)
         .with_meter_provider(&h.meter_provider);
     let mut client = EchoClient::new(tower::ServiceBuilder::new().layer(layer).service(channel));

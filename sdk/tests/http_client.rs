@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
+use baton::instrumentation::BaggagePolicy;
 use http_support::{Server, Telemetry, attr, attrs};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, Value};
@@ -121,7 +122,8 @@ async fn baggage_goes_only_to_allowed_hosts_and_trace_context_everywhere() {
     let server = start(&telemetry).await;
     let client = client(
         &telemetry,
-        HttpClientMiddleware::new().with_baggage_hosts(["LocalHost"]),
+        HttpClientMiddleware::new()
+            .with_baggage_policy(BaggagePolicy::none().allow_hosts(["LocalHost"])),
     );
     let port = server.addr.port();
     let cx = root(&telemetry);

@@ -62,7 +62,7 @@ fn layer(telemetry: &Telemetry) -> HttpServerLayer {
     HttpServerLayer::new()
         .with_tracer_provider(&telemetry.tracer_provider)
         .with_meter_provider(&telemetry.meter_provider)
-        .with_filter(|parts| parts.uri.path() != "/health")
+        .with_filter(|request| request.path() != "/health")
 }
 
 #[tokio::test]

@@ -729,10 +729,11 @@ async fn start(variant: Variant, telemetry: Option<&Telemetry>) -> Result<Socket
         (Variant::Baton, Some(t)) => gateway(EchoClient::new(
             tower::ServiceBuilder::new()
                 .layer(
-                    GrpcClientLayer::new()
-                        .with_server_address("127.0.0.1", port)
-                        .with_tracer_provider(&t.tracer_provider)
-                        .with_meter_provider(&t.meter_provider),
+                    GrpcClientLayer::new(
+                        &format!("http://127.0.0.1:{}", port).parse().expect("a uri"),
+                    )
+                    .with_tracer_provider(&t.tracer_provider)
+                    .with_meter_provider(&t.meter_provider),
                 )
                 .service(channel),
         ))

@@ -434,7 +434,7 @@ fn gateway(state: Gateway, layer: HttpServerLayer) -> Router {
         .route("/orders/{id}/cancel", get(cancel))
         .route(HEALTHZ, get(|| async { "ok" }))
         .with_state(state)
-        .layer(layer.with_filter(|parts| parts.uri.path() != HEALTHZ))
+        .layer(layer.with_filter(|request| request.path() != HEALTHZ))
 }
 
 // ---- servers ---------------------------------------------------------------
@@ -534,7 +534,6 @@ impl Chain {
         let pricing_client = ClientBuilder::new(reqwest::Client::new())
             .with(
                 HttpClientMiddleware::new()
-                    .with_baggage_hosts(["127.0.0.1"])
                     .with_tracer_provider(tp)
                     .with_meter_provider(mp),
             )
@@ -555,10 +554,13 @@ impl Chain {
             .connect_lazy();
         let channel = tower::ServiceBuilder::new()
             .layer(
-                GrpcClientLayer::new()
-                    .with_server_address("127.0.0.1", orders.addr.port())
-                    .with_tracer_provider(tp)
-                    .with_meter_provider(mp),
+                GrpcClientLayer::new(
+                    &format!("http://127.0.0.1:{}", orders.addr.port())
+                        .parse()
+                        .expect("a uri"),
+                )
+                .with_tracer_provider(tp)
+                .with_meter_provider(mp),
             )
             .service(channel);
         let state = Gateway {

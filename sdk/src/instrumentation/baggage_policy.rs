@@ -222,9 +222,17 @@ mod tests {
             ("orders.default.svc", true, ".svc"),
             ("orders.default.svc.cluster.local", true, ".cluster.local"),
             ("example.com", false, "a public name"),
-            ("orders.internal.example.com", false, "looks internal, is public"),
+            (
+                "orders.internal.example.com",
+                false,
+                "looks internal, is public",
+            ),
             ("localhost.example.com", false, "looks internal, is public"),
-            ("10.0.0.1.example.com", false, "an address inside a public name"),
+            (
+                "10.0.0.1.example.com",
+                false,
+                "an address inside a public name",
+            ),
             ("svc.example.com", false, "a suffix is a whole label"),
             ("evilinternal", true, "single label, whatever it says"),
             ("x.notinternal", false, "a suffix is a whole label"),
@@ -243,7 +251,10 @@ mod tests {
             .allow_suffixes(["corp.example"]);
         assert!(policy.allows("api.partner.example"));
         assert!(policy.allows("billing.corp.example"));
-        assert!(!policy.allows("corp.example"), "a suffix needs a label before it");
+        assert!(
+            !policy.allows("corp.example"),
+            "a suffix needs a label before it"
+        );
         assert!(!policy.allows("orders"), "none: internal not included");
         let denied = BaggagePolicy::all().deny_hosts(["metrics.internal"]);
         assert!(denied.allows("example.com"));

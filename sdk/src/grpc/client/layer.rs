@@ -54,13 +54,11 @@ impl GrpcClientLayer {
 /// The address of a channel's destination, its port defaulted by scheme.
 pub(crate) fn destination_address(destination: &http::Uri) -> Option<Address> {
     let host = destination.host()?;
-    let port = destination
-        .port_u16()
-        .or(match destination.scheme_str() {
-            Some("https") => Some(443),
-            Some("http") => Some(80),
-            _ => None,
-        });
+    let port = destination.port_u16().or(match destination.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    });
     Some(Address::configured(host, port))
 }
 

@@ -80,13 +80,25 @@ where
             );
             let (cx, call) = if options.records(&view) {
                 let parents = (&current, &current);
-                let call =
-                    call::start(Side::Client, options, &resolved, parents, &view, server, None);
+                let call = call::start(
+                    Side::Client,
+                    options,
+                    &resolved,
+                    parents,
+                    &view,
+                    server,
+                    None,
+                );
                 (call.context().clone(), Some(call))
             } else {
                 (current, None)
             };
-            inject(resolved.propagator, &cx, request.headers_mut(), with_baggage);
+            inject(
+                resolved.propagator,
+                &cx,
+                request.headers_mut(),
+                with_baggage,
+            );
             (cx, call)
         });
         let future = crate::run_sync(cx.clone(), || self.inner.call(request));

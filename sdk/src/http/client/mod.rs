@@ -52,8 +52,7 @@ use opentelemetry::metrics::Meter;
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute::{
-    ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, NETWORK_PROTOCOL_VERSION,
-    URL_FULL,
+    ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, NETWORK_PROTOCOL_VERSION, URL_FULL,
 };
 use opentelemetry_semantic_conventions::metric::{
     HTTP_CLIENT_ACTIVE_REQUESTS, HTTP_CLIENT_REQUEST_DURATION,
@@ -64,9 +63,7 @@ use reqwest_middleware::{Middleware, Next, Result};
 use crate::global::Snapshot;
 use crate::http::semconv;
 use crate::http::telemetry::{Attributes, InFlight, Instruments, Names};
-use crate::instrumentation::{
-    Address, Kind, Options, RequestView, client_options, options,
-};
+use crate::instrumentation::{Address, Kind, Options, RequestView, client_options, options};
 use crate::propagation::inject;
 
 const NAMES: Names = Names {

@@ -109,7 +109,8 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (parts, body) = req.into_parts();
-        let view = RequestView::from_parts(&parts.method, &parts.uri, &parts.headers, &parts.extensions);
+        let view =
+            RequestView::from_parts(&parts.method, &parts.uri, &parts.headers, &parts.extensions);
         let (cx, recording) = if self.layer.options.records(&view) {
             let (cx, recording) = Recording::start(&self.layer, &parts, &view);
             (cx, Some(recording))

@@ -37,7 +37,11 @@ impl Recording {
     /// Starts recording the request of `parts`; returns the context to
     /// handle it in (span, request id, remote parent and, unless public,
     /// the caller's context and baggage).
-    pub(crate) fn start(layer: &HttpServerLayer, parts: &Parts, view: &RequestView<'_>) -> (Context, Self) {
+    pub(crate) fn start(
+        layer: &HttpServerLayer,
+        parts: &Parts,
+        view: &RequestView<'_>,
+    ) -> (Context, Self) {
         let options = &layer.options;
         options.with(|resolved| {
             let current = crate::current();
