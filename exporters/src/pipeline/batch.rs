@@ -533,7 +533,11 @@ impl<T: Item, E: BatchExporter<T>> Worker<T, E> {
                         let _answered = reply.send(result);
                     }
                     Some(Control::Shutdown(timeout, reply)) => {
-                        let deadline = tokio::time::Instant::now() + timeout;
+                        // Done a little early, so that the answer, with
+                        // every item counted, reaches the caller before it
+                        // stops waiting.
+                        let margin = (timeout / 10).min(Duration::from_millis(100));
+                        let deadline = tokio::time::Instant::now() + timeout - margin;
                         let mut result = self.drain(Some(deadline)).await;
                         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                         if let Err(error) = self.exporter.shutdown_with_timeout(left) {
