@@ -4,11 +4,20 @@
 //!
 //! - Spans go through Baton's [`BatchSpanProcessor`] and log records through
 //!   its [`BatchLogProcessor`], the same batching code for both: recording
-//!   only tries to enqueue into a bounded queue (65,536 items by default), a
-//!   dedicated thread with its own runtime exports batches, and every item
-//!   ends up counted as exported, dropped or failed in [`PipelineStats`],
+//!   only tries to enqueue into a queue bounded in items (65,536 by default)
+//!   and in estimated bytes (32 MiB), a dedicated thread with its own
+//!   runtime exports batches, cut so that no request exceeds the receiver's
+//!   limit (4 MiB), and every item ends up counted as exported, dropped
+//!   (queue full, or oversized) or failed in [`PipelineStats`],
 //!   published as `baton.exporter.spans.*` and `baton.exporter.logs.*`
 //!   metrics and summed up in one warning per 30 s.
+//! - Span string attribute values are cut to the configured length (4096
+//!   characters by default; see [`SpanLimits`](crate::config::SpanLimits))
+//!   before they are queued.
+//! - Transient export failures (the OTLP specification's retryable gRPC
+//!   codes and HTTP statuses) are retried with exponential backoff and
+//!   jitter, honouring the server's retry delay, within the export timeout
+//!   and the shutdown deadline; permanent ones are not retried.
 //! - Spans over OTLP/gRPC are encoded by Baton ([`GrpcSpanExporter`]),
 //!   straight from `SpanData` to protobuf: 3.5x fewer instructions per span
 //!   than `opentelemetry-otlp`'s conversion through generated structs. Logs,

@@ -108,11 +108,12 @@ impl PipelineStats {
     }
 
     /// Publishes the counters as observable counters on `meter`:
-    /// `baton.exporter.<signal>.exported`, `.dropped` and `.failed`, and the
+    /// `baton.exporter.<signal>.exported`, `.dropped`, `.failed` and
+    /// `.oversized` (a part of `.dropped`), and the
     /// queue length as the gauge `baton.exporter.<signal>.queued`.
     pub fn register(&self, meter: &Meter) {
         let signal = self.inner.signal;
-        let counters: [(&str, &str, Read); 3] = [
+        let counters: [(&str, &str, Read); 4] = [
             ("exported", "delivered to the collector", |i| {
                 i.exported.load(Ordering::Relaxed)
             }),
@@ -124,6 +125,11 @@ impl PipelineStats {
             ("failed", "lost because their export failed", |i| {
                 i.failed.load(Ordering::Relaxed)
             }),
+            (
+                "oversized",
+                "dropped as too large for an export request",
+                |i| i.oversized.load(Ordering::Relaxed),
+            ),
         ];
         for (outcome, description, read) in counters {
             let inner = Arc::clone(&self.inner);

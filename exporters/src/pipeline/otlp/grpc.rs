@@ -66,7 +66,9 @@ impl GrpcSpanExporter {
     }
 
     /// Retries transient failures of one export for at most `retry_for`
-    /// from its first attempt (30 s by default); 0 never retries.
+    /// from its first attempt (30 s by default); 0 never retries. Retries
+    /// need a tokio runtime: exports driven by another executor are tried
+    /// once.
     #[must_use]
     pub fn retrying_for(mut self, retry_for: Duration) -> Self {
         self.retry_for = retry_for;
@@ -108,7 +110,11 @@ impl SpanExporter for GrpcSpanExporter {
                 return Err(failed());
             };
             let wait = backoff.next(hint);
-            if started.elapsed() + wait > self.retry_for {
+            // Waiting needs a tokio timer: driven by another executor (as
+            // upstream's batch processor does), the first failure is final.
+            if started.elapsed() + wait > self.retry_for
+                || tokio::runtime::Handle::try_current().is_err()
+            {
                 return Err(failed());
             }
             tracing::debug!(%status, ?wait, "otlp/grpc export failed; retrying");
