@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use baton_exporters::Config;
 use baton_exporters::pipeline::{
-    BatchExporter, BatchLogProcessor, BatchProcessor, BatchSpanProcessor, PipelineStats,
+    BatchExporter, BatchLogProcessor, BatchProcessor, BatchSpanProcessor, Item, PipelineStats,
 };
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
@@ -79,7 +79,7 @@ fn bsp(vars: &[(&str, &str)]) -> baton_exporters::config::Batch {
 type Batches = Arc<Mutex<Vec<usize>>>;
 
 /// A processor of `T`s exporting to a fake exporter that behaves so.
-fn processor<T: Send + 'static>(
+fn processor<T: Item>(
     behaviour: Behaviour,
     vars: &[(&str, &str)],
 ) -> (BatchProcessor<T>, PipelineStats, Batches)

@@ -839,3 +839,56 @@ proptest! {
         let _ = config.propagator();
     }
 }
+
+/// The attribute value length limit: the span variable wins over the
+/// generic one, 0 is a limit, anything else malformed is warned about and
+/// skipped (the other variable or Baton's default of 4096 applies).
+#[test]
+fn attribute_value_length_limit() {
+    const SPAN: &str = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+    const ANY: &str = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+    // (vars, limit, warned)
+    type Row<'a> = (&'a [(&'a str, &'a str)], usize, &'a [&'a str]);
+    let rows: [Row<'_>; 9] = [
+        (&[], 4096, &[]),
+        (&[(ANY, "100")], 100, &[]),
+        (&[(SPAN, "200")], 200, &[]),
+        (&[(ANY, "100"), (SPAN, "200")], 200, &[]),
+        (&[(ANY, "100"), (SPAN, "0")], 0, &[]),
+        (&[(ANY, "1000000")], 1_000_000, &[]),
+        (&[(ANY, "100"), (SPAN, "-1")], 100, &[SPAN]),
+        (&[(SPAN, "4k")], 4096, &[SPAN]),
+        (&[(ANY, "99999999999")], 4096, &[ANY]),
+    ];
+    for (vars, limit, warnings) in rows {
+        let config = load(vars);
+        assert_eq!(config.span_limits.attribute_value_length, limit, "{vars:?}");
+        assert_eq!(warned(&config), warnings, "{vars:?}");
+    }
+}
+
+/// Baton's byte bounds of each processor, read like the other sizes, each
+/// processor from its own variables.
+#[test]
+fn queue_and_request_bytes() {
+    let defaults = load(&[]);
+    for batch in [defaults.bsp, defaults.blrp] {
+        assert_eq!(batch.max_queue_bytes, 32 * 1024 * 1024);
+        assert_eq!(batch.max_request_bytes, 4 * 1024 * 1024);
+    }
+    let config = load(&[
+        ("BATON_BSP_MAX_QUEUE_BYTES", "1000000"),
+        ("BATON_BSP_MAX_REQUEST_BYTES", "65536"),
+        ("BATON_BLRP_MAX_QUEUE_BYTES", "2000000"),
+        ("BATON_BLRP_MAX_REQUEST_BYTES", "0"),
+    ]);
+    assert_eq!(config.bsp.max_queue_bytes, 1_000_000);
+    assert_eq!(config.bsp.max_request_bytes, 65_536);
+    assert_eq!(config.blrp.max_queue_bytes, 2_000_000);
+    assert_eq!(
+        config.blrp.max_request_bytes,
+        4 * 1024 * 1024,
+        "0 is refused"
+    );
+    assert_eq!(warned(&config), ["BATON_BLRP_MAX_REQUEST_BYTES"]);
+}

@@ -10,6 +10,15 @@ use super::env::Env;
 /// [`Batch::max_queue_size`].
 const DEFAULT_MAX_QUEUE_SIZE: usize = 65_536;
 
+/// Baton's default byte bound for each processor's queue; see
+/// [`Batch::max_queue_bytes`].
+const DEFAULT_MAX_QUEUE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The default largest export request: the 4 MiB message limit of gRPC
+/// servers (the OpenTelemetry Collector's and tonic's default); see
+/// [`Batch::max_request_bytes`].
+const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
 const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const METRIC_EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
 
@@ -19,6 +28,8 @@ pub(crate) struct BatchVars {
     export_timeout: &'static str,
     max_queue_size: &'static str,
     max_export_batch_size: &'static str,
+    max_queue_bytes: &'static str,
+    max_request_bytes: &'static str,
     default: Batch,
 }
 
@@ -28,6 +39,8 @@ pub(crate) const SPANS: BatchVars = BatchVars {
     export_timeout: "OTEL_BSP_EXPORT_TIMEOUT",
     max_queue_size: "OTEL_BSP_MAX_QUEUE_SIZE",
     max_export_batch_size: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    max_queue_bytes: "BATON_BSP_MAX_QUEUE_BYTES",
+    max_request_bytes: "BATON_BSP_MAX_REQUEST_BYTES",
     default: Batch::SPANS,
 };
 
@@ -37,6 +50,8 @@ pub(crate) const LOGS: BatchVars = BatchVars {
     export_timeout: "OTEL_BLRP_EXPORT_TIMEOUT",
     max_queue_size: "OTEL_BLRP_MAX_QUEUE_SIZE",
     max_export_batch_size: "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+    max_queue_bytes: "BATON_BLRP_MAX_QUEUE_BYTES",
+    max_request_bytes: "BATON_BLRP_MAX_REQUEST_BYTES",
     default: Batch::LOGS,
 };
 
@@ -54,13 +69,29 @@ pub struct Batch {
     pub export_timeout: Duration,
     /// `OTEL_BSP_MAX_QUEUE_SIZE` / `OTEL_BLRP_MAX_QUEUE_SIZE`: items buffered
     /// before new ones are dropped (Baton's default is 65,536, not the
-    /// specification's 2048: a burst of 20,000 spans must arrive whole, and
-    /// 65,536 items of a few hundred bytes each still bound the queue to tens
-    /// of megabytes).
+    /// specification's 2048: a burst of 20,000 spans must arrive whole).
+    /// Large items are bounded by [`max_queue_bytes`](Self::max_queue_bytes)
+    /// as well.
     pub max_queue_size: usize,
     /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` / `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`:
-    /// items per export (default 512).
+    /// items per export (default 512). A batch is also cut short so that its
+    /// request stays within [`max_request_bytes`](Self::max_request_bytes).
     pub max_export_batch_size: usize,
+    /// `BATON_BSP_MAX_QUEUE_BYTES` / `BATON_BLRP_MAX_QUEUE_BYTES` (Baton's
+    /// own): the bytes the queued items may take, counted with an estimate
+    /// of each item's memory and encoded size; past it new items are dropped
+    /// and counted, as past `max_queue_size`. Default 32 MiB: with the
+    /// collector down, a queue of spans carrying large headers would
+    /// otherwise grow to gigabytes before reaching `max_queue_size`.
+    pub max_queue_bytes: usize,
+    /// `BATON_BSP_MAX_REQUEST_BYTES` / `BATON_BLRP_MAX_REQUEST_BYTES`
+    /// (Baton's own): the largest export request. Default 4 MiB, the message
+    /// limit of gRPC servers (the OpenTelemetry Collector's default); a
+    /// receiver refuses a larger request whole, losing every item in it.
+    /// Batches are cut so that no request exceeds it, and an item too large
+    /// to fit even alone is dropped and counted as
+    /// [`oversized`](crate::pipeline::StatsSnapshot::oversized).
+    pub max_request_bytes: usize,
 }
 
 impl Batch {
@@ -70,6 +101,8 @@ impl Batch {
         export_timeout: Duration::from_secs(30),
         max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
         max_export_batch_size: 512,
+        max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
+        max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
     };
 
     /// The batch log record processor's defaults: as for spans, but exported
@@ -109,6 +142,12 @@ impl Batch {
                 .unwrap_or(default.export_timeout),
             max_queue_size,
             max_export_batch_size,
+            max_queue_bytes: env
+                .count(vars.max_queue_bytes)
+                .unwrap_or(default.max_queue_bytes),
+            max_request_bytes: env
+                .count(vars.max_request_bytes)
+                .unwrap_or(default.max_request_bytes),
         }
     }
 }
@@ -117,11 +156,14 @@ impl fmt::Display for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "schedule_delay={}ms export_timeout={}ms max_queue_size={} max_export_batch_size={}",
+            "schedule_delay={}ms export_timeout={}ms max_queue_size={} max_export_batch_size={} \
+             max_queue_bytes={} max_request_bytes={}",
             self.schedule_delay.as_millis(),
             self.export_timeout.as_millis(),
             self.max_queue_size,
-            self.max_export_batch_size
+            self.max_export_batch_size,
+            self.max_queue_bytes,
+            self.max_request_bytes
         )
     }
 }

@@ -99,6 +99,18 @@ impl<'a> Env<'a> {
         })
     }
 
+    /// A limit: a whole number from 0 to 2³¹ − 1 (0 is a valid limit).
+    pub(crate) fn limit(&mut self, name: &'static str) -> Option<usize> {
+        self.parsed(name, |raw| {
+            if raw == "0" {
+                return Ok(0);
+            }
+            positive(raw)
+                .map_err(|_| "not a whole number".to_owned())
+                .and_then(|n| usize::try_from(n).map_err(|_| "too large".to_owned()))
+        })
+    }
+
     /// A duration given as a whole number of milliseconds from 1 to 2³¹ − 1.
     pub(crate) fn millis(&mut self, name: &'static str) -> Option<Duration> {
         self.parsed(name, |raw| {

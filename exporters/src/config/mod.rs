@@ -7,6 +7,7 @@ mod batch;
 mod env;
 mod exporters;
 mod keyvalue;
+mod limits;
 mod otlp;
 mod resource;
 mod sampler;
@@ -18,6 +19,7 @@ use std::fmt;
 
 pub use batch::{Batch, MetricExport};
 pub use exporters::{ExporterKind, Exporters};
+pub use limits::SpanLimits;
 pub use otlp::{Compression, Headers, Otlp, OtlpSignal, Protocol};
 pub use resource::Resource;
 pub use sampler::Sampler;
@@ -47,9 +49,12 @@ pub struct Config {
     pub exporters: Exporters,
     /// `OTEL_EXPORTER_OTLP_*`, resolved per signal.
     pub otlp: Otlp,
-    /// `OTEL_BSP_*`.
+    /// `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT` and
+    /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`.
+    pub span_limits: SpanLimits,
+    /// `OTEL_BSP_*`, and Baton's `BATON_BSP_*`.
     pub bsp: Batch,
-    /// `OTEL_BLRP_*`.
+    /// `OTEL_BLRP_*`, and Baton's `BATON_BLRP_*`.
     pub blrp: Batch,
     /// `OTEL_METRIC_EXPORT_INTERVAL` and `OTEL_METRIC_EXPORT_TIMEOUT`.
     pub metric_export: MetricExport,
@@ -90,14 +95,20 @@ impl Config {
         "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
         "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
         "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
         "OTEL_BSP_SCHEDULE_DELAY",
         "OTEL_BSP_EXPORT_TIMEOUT",
         "OTEL_BSP_MAX_QUEUE_SIZE",
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        "BATON_BSP_MAX_QUEUE_BYTES",
+        "BATON_BSP_MAX_REQUEST_BYTES",
         "OTEL_BLRP_SCHEDULE_DELAY",
         "OTEL_BLRP_EXPORT_TIMEOUT",
         "OTEL_BLRP_MAX_QUEUE_SIZE",
         "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        "BATON_BLRP_MAX_QUEUE_BYTES",
+        "BATON_BLRP_MAX_REQUEST_BYTES",
         "OTEL_METRIC_EXPORT_INTERVAL",
         "OTEL_METRIC_EXPORT_TIMEOUT",
     ];
@@ -136,6 +147,7 @@ impl Config {
         let sampler = Sampler::read(&mut env);
         let exporters = Exporters::read(&mut env);
         let otlp = Otlp::read(&mut env);
+        let span_limits = SpanLimits::read(&mut env);
         let bsp = Batch::read(&mut env, &batch::SPANS);
         let blrp = Batch::read(&mut env, &batch::LOGS);
         let metric_export = MetricExport::read(&mut env);
@@ -146,6 +158,7 @@ impl Config {
             sampler,
             exporters,
             otlp,
+            span_limits,
             bsp,
             blrp,
             metric_export,
@@ -200,6 +213,7 @@ impl fmt::Display for Config {
                 exporters::ListDisplay(exporters)
             )?;
         }
+        writeln!(f, "span_limits: {}", self.span_limits)?;
         writeln!(f, "bsp: {}", self.bsp)?;
         writeln!(f, "blrp: {}", self.blrp)?;
         write!(f, "metric_export: {}", self.metric_export)?;

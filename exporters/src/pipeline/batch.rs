@@ -41,8 +41,9 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use tokio::runtime::Runtime;
 use tokio::sync::{Notify, mpsc};
 
+use super::size::{self, Item};
 use super::stats::PipelineStats;
-use crate::config::Batch;
+use crate::config::{Batch, SpanLimits};
 
 /// Baton's batch span processor: see [`BatchProcessor`].
 pub type BatchSpanProcessor = BatchProcessor<SpanData>;
@@ -57,7 +58,12 @@ impl SpanProcessor for BatchSpanProcessor {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.push(|| span);
+            let limit = self.value_length_limit;
+            self.push(|| {
+                let mut span = span;
+                size::truncate_span(&mut span, limit);
+                span
+            });
         }
     }
 
@@ -96,7 +102,7 @@ impl LogProcessor for BatchLogProcessor {
 /// What the export thread needs from the exporter of one signal.
 /// Implemented for every [`SpanExporter`] (items: [`SpanData`]) and every
 /// [`LogExporter`] (items: a log record with its scope).
-pub trait BatchExporter<T>: Send + 'static {
+pub trait BatchExporter<T: Item>: Send + 'static {
     /// The signal's name in metric names, warnings and the thread's name.
     const SIGNAL: &'static str;
     /// What the items are called in error messages.
@@ -149,9 +155,14 @@ impl<E: LogExporter + 'static> BatchExporter<(SdkLogRecord, InstrumentationScope
 }
 
 /// A batch processor that never blocks the code recording spans or log
-/// records, keeps at most `max_queue_size` of them in memory, counts every
-/// one it cannot deliver and reports failures from `force_flush` (losses
-/// since the previous flush) and `shutdown` (losses during its whole life).
+/// records, keeps at most `max_queue_size` of them and `max_queue_bytes` of
+/// their estimated size in memory, sends no request over
+/// `max_request_bytes`, counts every one it cannot deliver and reports
+/// failures from `force_flush` (losses since the previous flush) and
+/// `shutdown` (losses during its whole life).
+///
+/// A span processor also cuts string attribute values to the span limits'
+/// length (see [`SpanLimits`]) before queueing a span.
 pub struct BatchProcessor<T> {
     queue: Arc<Queue<T>>,
     control: mpsc::UnboundedSender<Control>,
@@ -159,6 +170,8 @@ pub struct BatchProcessor<T> {
     /// What one item is called in error messages.
     items: &'static str,
     export_timeout: Duration,
+    /// The attribute value length limit, in characters (spans only).
+    value_length_limit: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Items dropped or failed as of the last flush, so that a flush reports
     /// losses since the previous one even when they happened in between.
@@ -181,6 +194,12 @@ enum Control {
     Shutdown(Duration, std_mpsc::Sender<OTelSdkResult>),
 }
 
+/// An item with its estimated size, computed once when it is queued.
+struct Queued<T> {
+    item: T,
+    cost: usize,
+}
+
 /// The items recorded and not yet exported, shared by the code recording
 /// them and the export thread.
 struct Queue<T> {
@@ -190,18 +209,30 @@ struct Queue<T> {
     /// collector does.
     held: AtomicUsize,
     max: usize,
+    /// The estimated bytes of the items held, bounded by `max_bytes`: items
+    /// carrying large attributes would otherwise take gigabytes before
+    /// reaching `max`.
+    held_bytes: AtomicUsize,
+    max_bytes: usize,
+    /// The largest request the receiver accepts.
+    max_request: usize,
+    /// What each request spends on the resource and the messages around
+    /// the items; set with the resource.
+    envelope: AtomicUsize,
     batch_size: usize,
     /// Wakes the export thread when a full batch is waiting.
     batch_ready: Notify,
 }
 
 struct Waiting<T> {
-    items: VecDeque<T>,
+    items: VecDeque<Queued<T>>,
+    /// The estimated bytes of `items`.
+    bytes: usize,
     /// An empty deque with room, given back by the export thread: what
     /// `items` becomes when the thread takes them, so that recording the next
     /// batch does not regrow a deque from nothing, reallocating and copying
     /// every item held so far, under the lock.
-    spare: VecDeque<T>,
+    spare: VecDeque<Queued<T>>,
     /// Set when the export thread stops: later items are dropped (counted).
     closed: bool,
 }
@@ -212,27 +243,41 @@ impl<T> Queue<T> {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The bytes one request may spend on items.
+    fn request_budget(&self) -> usize {
+        self.max_request
+            .saturating_sub(self.envelope.load(Ordering::Relaxed))
+    }
+
     /// Takes every waiting item, closing the queue first if asked.
-    fn take_all(&self, close: bool) -> VecDeque<T> {
+    fn take_all(&self, close: bool) -> VecDeque<Queued<T>> {
         let mut waiting = self.lock();
         waiting.closed |= close;
+        waiting.bytes = 0;
         let spare = std::mem::take(&mut waiting.spare);
         std::mem::replace(&mut waiting.items, spare)
     }
 
-    /// Takes the full batches waiting, leaving the rest for the schedule.
-    fn take_full_batches(&self) -> VecDeque<T> {
+    /// Takes the full batches waiting (all of them once they fill a request
+    /// in bytes), leaving the rest for the schedule.
+    fn take_full_batches(&self) -> VecDeque<Queued<T>> {
         let mut waiting = self.lock();
+        if waiting.bytes >= self.request_budget() {
+            waiting.bytes = 0;
+            let spare = std::mem::take(&mut waiting.spare);
+            return std::mem::replace(&mut waiting.items, spare);
+        }
         let full = waiting.items.len() / self.batch_size * self.batch_size;
         // Moves only the remainder, less than a batch, under the lock.
         let mut rest = std::mem::take(&mut waiting.spare);
         rest.extend(waiting.items.drain(full..));
+        waiting.bytes = rest.iter().map(|q| q.cost).sum();
         std::mem::replace(&mut waiting.items, rest)
     }
 
     /// Keeps `emptied` (exported) as the next spare deque, unless it grew
     /// past two batches in a burst: that memory is given back.
-    fn recycle(&self, emptied: VecDeque<T>) {
+    fn recycle(&self, emptied: VecDeque<Queued<T>>) {
         if emptied.is_empty() && emptied.capacity() <= 2 * self.batch_size {
             let mut waiting = self.lock();
             if waiting.spare.capacity() < emptied.capacity() {
@@ -242,7 +287,7 @@ impl<T> Queue<T> {
     }
 }
 
-impl<T: Send + 'static> BatchProcessor<T> {
+impl<T: Item> BatchProcessor<T> {
     /// Starts the export thread, with its own runtime, for `exporter`.
     ///
     /// The exporter is used only on that thread's runtime; exporters that
@@ -268,11 +313,16 @@ impl<T: Send + 'static> BatchProcessor<T> {
         let queue = Arc::new(Queue {
             waiting: Mutex::new(Waiting {
                 items: VecDeque::new(),
+                bytes: 0,
                 spare: VecDeque::new(),
                 closed: false,
             }),
             held: AtomicUsize::new(0),
             max,
+            held_bytes: AtomicUsize::new(0),
+            max_bytes: config.max_queue_bytes,
+            max_request: config.max_request_bytes,
+            envelope: AtomicUsize::new(size::resource(&Resource::builder_empty().build())),
             batch_size: config.max_export_batch_size.clamp(1, max),
             batch_ready: Notify::new(),
         });
@@ -295,6 +345,7 @@ impl<T: Send + 'static> BatchProcessor<T> {
             stats,
             items: E::ITEMS,
             export_timeout: config.export_timeout,
+            value_length_limit: SpanLimits::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
             thread: Mutex::new(Some(thread)),
             lost_at_last_flush: AtomicU64::new(0),
         })
@@ -305,8 +356,9 @@ impl<T: Send + 'static> BatchProcessor<T> {
         self.stats.clone()
     }
 
-    /// Enqueues the item `make` returns, or counts it as dropped without
-    /// calling `make` if the queue is full or closed.
+    /// Enqueues the item `make` returns, or counts it as dropped: without
+    /// calling `make` if the queue is full or closed, after if the item would
+    /// overflow the queue's bytes or is too large for any request.
     fn push(&self, make: impl FnOnce() -> T) {
         let queue = &*self.queue;
         // Reserved before taking the lock, so a full queue costs no lock.
@@ -317,20 +369,51 @@ impl<T: Send + 'static> BatchProcessor<T> {
             return;
         }
         let item = make();
-        let mut waiting = queue.lock();
-        if waiting.closed {
-            drop(waiting);
+        let cost = item.cost();
+        let budget = queue.request_budget();
+        if cost > budget {
+            queue.held.fetch_sub(1, Ordering::Relaxed);
+            self.stats.add_oversized(1, cost, queue.max_request);
+            return;
+        }
+        let held_bytes = queue.held_bytes.fetch_add(cost, Ordering::Relaxed) + cost;
+        if held_bytes > queue.max_bytes {
+            queue.held_bytes.fetch_sub(cost, Ordering::Relaxed);
             queue.held.fetch_sub(1, Ordering::Relaxed);
             self.stats.add_dropped(1);
             return;
         }
-        waiting.items.push_back(item);
-        let full = waiting.items.len() == queue.batch_size;
+        let mut waiting = queue.lock();
+        if waiting.closed {
+            drop(waiting);
+            queue.held_bytes.fetch_sub(cost, Ordering::Relaxed);
+            queue.held.fetch_sub(1, Ordering::Relaxed);
+            self.stats.add_dropped(1);
+            return;
+        }
+        waiting.items.push_back(Queued { item, cost });
+        let before = waiting.bytes;
+        waiting.bytes += cost;
+        // Woken once per full batch: by count, or by bytes when this item
+        // makes the waiting ones fill a request.
+        let full =
+            waiting.items.len() == queue.batch_size || (before < budget && waiting.bytes >= budget);
         drop(waiting);
         self.stats.set_queued(held + 1);
+        self.stats.set_queued_bytes(held_bytes);
         if full {
             queue.batch_ready.notify_one();
         }
+    }
+}
+
+impl BatchSpanProcessor {
+    /// Applies `limits` to the spans queued from now on (by default,
+    /// [`SpanLimits::default`]).
+    #[must_use]
+    pub fn with_span_limits(mut self, limits: &SpanLimits) -> Self {
+        self.value_length_limit = limits.attribute_value_length;
+        self
     }
 }
 
@@ -397,10 +480,11 @@ impl<T> BatchProcessor<T> {
             Ok(())
         } else {
             Err(OTelSdkError::InternalFailure(format!(
-                "{} lost during the pipeline's life: {} dropped (queue full), {} failed to export \
-                 ({} delivered, shutdown took {:?})",
+                "{} lost during the pipeline's life: {} dropped (queue full or oversized: {}), \
+                 {} failed to export ({} delivered, shutdown took {:?})",
                 self.items,
                 lost.dropped,
+                lost.oversized,
                 lost.failed,
                 lost.exported,
                 started.elapsed()
@@ -409,6 +493,9 @@ impl<T> BatchProcessor<T> {
     }
 
     fn configure(&self, resource: &Resource) {
+        self.queue
+            .envelope
+            .store(size::resource(resource), Ordering::Relaxed);
         // The thread exits only on shutdown; a send error means it is gone
         // and there is nothing left to configure.
         let _sent = self.control.send(Control::SetResource(resource.clone()));
@@ -432,7 +519,7 @@ struct Worker<T, E> {
     export_timeout: Duration,
 }
 
-impl<T, E: BatchExporter<T>> Worker<T, E> {
+impl<T: Item, E: BatchExporter<T>> Worker<T, E> {
     async fn run(mut self) {
         let mut next_export = tokio::time::Instant::now() + self.schedule_delay;
         loop {
@@ -446,7 +533,11 @@ impl<T, E: BatchExporter<T>> Worker<T, E> {
                         let _answered = reply.send(result);
                     }
                     Some(Control::Shutdown(timeout, reply)) => {
-                        let deadline = tokio::time::Instant::now() + timeout;
+                        // Done a little early, so that the answer, with
+                        // every item counted, reaches the caller before it
+                        // stops waiting.
+                        let margin = (timeout / 10).min(Duration::from_millis(100));
+                        let deadline = tokio::time::Instant::now() + timeout - margin;
                         let mut result = self.drain(Some(deadline)).await;
                         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                         if let Err(error) = self.exporter.shutdown_with_timeout(left) {
@@ -483,24 +574,37 @@ impl<T, E: BatchExporter<T>> Worker<T, E> {
         self.export_all(pending, deadline).await
     }
 
-    /// Exports `pending` batch by batch; what is not exported when `deadline`
-    /// passes is counted as failed.
+    /// Exports `pending` batch by batch, each cut at the batch size or when
+    /// the next item would take its request past the receiver's limit; what
+    /// is not exported when `deadline` passes is counted as failed.
     async fn export_all(
         &mut self,
-        mut pending: VecDeque<T>,
+        mut pending: VecDeque<Queued<T>>,
         deadline: Option<tokio::time::Instant>,
     ) -> OTelSdkResult {
         let mut result = Ok(());
         while !pending.is_empty() {
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 let error = OTelSdkError::Timeout(self.export_timeout);
-                self.settle(pending.len());
+                let bytes = pending.iter().map(|q| q.cost).sum();
+                self.settle(pending.len(), bytes);
                 self.stats.add_failed(pending.len(), &error);
                 return Err(error);
             }
-            let size = pending.len().min(self.queue.batch_size);
-            let batch: Vec<T> = pending.drain(..size).collect();
-            if let Err(error) = self.export(batch, deadline).await {
+            let budget = self.queue.request_budget();
+            let mut batch = Vec::with_capacity(pending.len().min(self.queue.batch_size));
+            let mut bytes = 0;
+            while batch.len() < self.queue.batch_size
+                && let Some(next) = pending.front()
+                // The first item always goes: each fitted a request alone
+                // when it was queued.
+                && (batch.is_empty() || bytes + next.cost <= budget)
+                && let Some(next) = pending.pop_front()
+            {
+                bytes += next.cost;
+                batch.push(next.item);
+            }
+            if let Err(error) = self.export(batch, bytes, deadline).await {
                 result = Err(error);
             }
         }
@@ -508,11 +612,12 @@ impl<T, E: BatchExporter<T>> Worker<T, E> {
         result
     }
 
-    /// Exports `batch` within the export timeout, or less if `deadline`
-    /// comes first, and counts the outcome.
+    /// Exports `batch` (of `bytes` estimated) within the export timeout, or
+    /// less if `deadline` comes first, and counts the outcome.
     async fn export(
         &mut self,
         batch: Vec<T>,
+        bytes: usize,
         deadline: Option<tokio::time::Instant>,
     ) -> OTelSdkResult {
         let count = batch.len();
@@ -524,7 +629,7 @@ impl<T, E: BatchExporter<T>> Worker<T, E> {
             Ok(result) => result,
             Err(_elapsed) => Err(OTelSdkError::Timeout(limit)),
         };
-        self.settle(count);
+        self.settle(count, bytes);
         match &result {
             Ok(()) => self.stats.add_exported(count),
             Err(error) => self.stats.add_failed(count, error),
@@ -532,9 +637,11 @@ impl<T, E: BatchExporter<T>> Worker<T, E> {
         result
     }
 
-    /// Releases `count` items' room in the queue.
-    fn settle(&self, count: usize) {
+    /// Releases `count` items' room, `bytes` of it, in the queue.
+    fn settle(&self, count: usize, bytes: usize) {
         let held = self.queue.held.fetch_sub(count, Ordering::Relaxed) - count;
+        let held_bytes = self.queue.held_bytes.fetch_sub(bytes, Ordering::Relaxed) - bytes;
         self.stats.set_queued(held);
+        self.stats.set_queued_bytes(held_bytes);
     }
 }

@@ -4,11 +4,20 @@
 //!
 //! - Spans go through Baton's [`BatchSpanProcessor`] and log records through
 //!   its [`BatchLogProcessor`], the same batching code for both: recording
-//!   only tries to enqueue into a bounded queue (65,536 items by default), a
-//!   dedicated thread with its own runtime exports batches, and every item
-//!   ends up counted as exported, dropped or failed in [`PipelineStats`],
+//!   only tries to enqueue into a queue bounded in items (65,536 by default)
+//!   and in estimated bytes (32 MiB), a dedicated thread with its own
+//!   runtime exports batches, cut so that no request exceeds the receiver's
+//!   limit (4 MiB), and every item ends up counted as exported, dropped
+//!   (queue full, or oversized) or failed in [`PipelineStats`],
 //!   published as `baton.exporter.spans.*` and `baton.exporter.logs.*`
 //!   metrics and summed up in one warning per 30 s.
+//! - Span string attribute values are cut to the configured length (4096
+//!   characters by default; see [`SpanLimits`](crate::config::SpanLimits))
+//!   before they are queued.
+//! - Transient export failures (the OTLP specification's retryable gRPC
+//!   codes and HTTP statuses) are retried with exponential backoff and
+//!   jitter, honouring the server's retry delay, within the export timeout
+//!   and the shutdown deadline; permanent ones are not retried.
 //! - Spans over OTLP/gRPC are encoded by Baton ([`GrpcSpanExporter`]),
 //!   straight from `SpanData` to protobuf: 3.5x fewer instructions per span
 //!   than `opentelemetry-otlp`'s conversion through generated structs. Logs,
@@ -25,10 +34,14 @@
 mod batch;
 mod otlp;
 mod runtime;
+mod size;
 mod stats;
 
 pub use batch::{BatchExporter, BatchLogProcessor, BatchProcessor, BatchSpanProcessor};
-pub use otlp::{GrpcSpanExporter, OtlpSpanExporter, log_exporter, metric_exporter, span_exporter};
+pub use otlp::{
+    GrpcSpanExporter, HTTP_RETRIES, OtlpSpanExporter, log_exporter, metric_exporter, span_exporter,
+};
+pub use size::Item;
 pub use stats::{PipelineStats, StatsSnapshot};
 
 use std::fmt;
@@ -113,6 +126,7 @@ pub struct Pipeline {
     spans: PipelineStats,
     metrics: PipelineStats,
     logs: PipelineStats,
+    on: Signals,
 }
 
 impl Pipeline {
@@ -136,7 +150,9 @@ impl Pipeline {
                 ExporterKind::Otlp => {
                     let (runtime, exporter) =
                         built_on_runtime(|| span_exporter(&config.otlp.traces))?;
-                    let processor = BatchSpanProcessor::on_runtime(runtime, exporter, &config.bsp)?;
+                    let exporter = exporter.retrying_for(config.bsp.export_timeout);
+                    let processor = BatchSpanProcessor::on_runtime(runtime, exporter, &config.bsp)?
+                        .with_span_limits(&config.span_limits);
                     span_stats = processor.stats();
                     tracer.with_span_processor(processor)
                 }
@@ -185,6 +201,11 @@ impl Pipeline {
             spans: span_stats,
             metrics,
             logs: log_stats,
+            on: Signals {
+                spans: !config.exporters.traces.is_empty(),
+                logs: config.exporters.logs.contains(&ExporterKind::Otlp),
+                metrics: !config.exporters.metrics.is_empty(),
+            },
         })
     }
 
@@ -209,31 +230,41 @@ impl Pipeline {
     }
 
     /// Flushes and shuts down spans, then logs, then metrics (last, so the
-    /// final export carries the span counters), each within what is left of
-    /// `deadline`; returns at the latest when `deadline` has passed.
+    /// final export carries the span counters), skipping the signals that
+    /// have no exporter; returns at the latest when `deadline` has passed.
+    ///
+    /// Each signal gets its share of what is left: the first of three at most
+    /// a third of `deadline`, the next half of what remains, the last all of
+    /// it. So a collector that hangs on spans cannot take the time the log
+    /// and metric flushes need, and time a signal does not use goes to the
+    /// next.
     pub fn shutdown(self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
-        let left = || deadline.saturating_sub(started.elapsed());
-        let mut errors = Vec::new();
-        let steps: [(&str, Step); 3] = [
-            ("spans", {
-                let provider = self.tracer_provider;
-                Box::new(move |timeout| provider.shutdown_with_timeout(timeout))
-            }),
-            ("logs", {
-                let provider = self.logger_provider;
-                Box::new(move |timeout| provider.shutdown_with_timeout(timeout))
-            }),
-            ("metrics", {
-                let provider = self.meter_provider;
-                Box::new(move |timeout| provider.shutdown_with_timeout(timeout))
-            }),
-        ];
-        for (signal, step) in steps {
-            if let Err(error) = within(left(), step) {
-                errors.push(format!("{signal}: {error}"));
-            }
-        }
+        let tracer = self.tracer_provider;
+        let logger = self.logger_provider;
+        let meter = self.meter_provider;
+        let steps: Vec<(&'static str, Step)> = [
+            (
+                "spans",
+                self.on.spans,
+                Box::new(move |timeout| tracer.shutdown_with_timeout(timeout)) as Step,
+            ),
+            (
+                "logs",
+                self.on.logs,
+                Box::new(move |timeout| logger.shutdown_with_timeout(timeout)),
+            ),
+            (
+                "metrics",
+                self.on.metrics,
+                Box::new(move |timeout| meter.shutdown_with_timeout(timeout)),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, on, _)| *on)
+        .map(|(signal, _, step)| (signal, step))
+        .collect();
+        let errors = run_steps(started, deadline, steps);
         ShutdownReport {
             spans: self.spans.snapshot(),
             logs: self.logs.snapshot(),
@@ -242,6 +273,34 @@ impl Pipeline {
             elapsed: started.elapsed(),
         }
     }
+}
+
+/// Which signals have an exporter, and so a shutdown step.
+#[derive(Debug, Clone, Copy)]
+struct Signals {
+    spans: bool,
+    logs: bool,
+    metrics: bool,
+}
+
+/// Runs `steps` in order, each within its share of what is left of
+/// `deadline` since `started` (see [`Pipeline::shutdown`]); returns the
+/// errors, each prefixed by its signal.
+fn run_steps(
+    started: Instant,
+    deadline: Duration,
+    steps: Vec<(&'static str, Step)>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let count = steps.len();
+    for (done, (signal, step)) in steps.into_iter().enumerate() {
+        let left = deadline.saturating_sub(started.elapsed());
+        let share = left / u32::try_from(count - done).unwrap_or(u32::MAX);
+        if let Err(error) = within(share, step) {
+            errors.push(format!("{signal}: {error}"));
+        }
+    }
+    errors
 }
 
 /// A new export runtime and the exporter `build` makes in its context: gRPC
@@ -326,5 +385,120 @@ impl fmt::Display for ShutdownReport {
             write!(f, "; {error}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_sdk::error::OTelSdkError;
+
+    use super::*;
+
+    /// What a fake shutdown step does with the time it is given.
+    #[derive(Clone, Copy)]
+    enum Does {
+        Succeed,
+        Fail,
+        /// Ignores its timeout, as some upstream shutdowns do.
+        Hang,
+    }
+
+    #[test]
+    fn each_signal_gets_its_share_and_absent_signals_report_nothing() {
+        let ms = Duration::from_millis;
+        // (steps, deadline, signals expected in the errors, the least time
+        // each step must have been given)
+        type Row = (
+            &'static [(&'static str, Does)],
+            u64,
+            &'static [&'static str],
+            &'static [u64],
+        );
+        let rows: [Row; 6] = [
+            // A hung span flush leaves the logs and metrics their shares.
+            (
+                &[
+                    ("spans", Does::Hang),
+                    ("logs", Does::Succeed),
+                    ("metrics", Does::Succeed),
+                ],
+                600,
+                &["spans"],
+                &[190, 190, 190],
+            ),
+            // Time a quick step does not use goes to the next ones.
+            (
+                &[("spans", Does::Succeed), ("metrics", Does::Hang)],
+                400,
+                &["metrics"],
+                &[190, 350],
+            ),
+            (&[("spans", Does::Succeed)], 300, &[], &[290]),
+            (
+                &[("logs", Does::Fail), ("metrics", Does::Succeed)],
+                300,
+                &["logs"],
+                &[140, 140],
+            ),
+            // Signals that are off have no step, so nothing to report even
+            // with no time at all.
+            (&[], 0, &[], &[]),
+            // With no time, the step is not waited for (it may not even have
+            // started), and reported.
+            (&[("spans", Does::Hang)], 0, &["spans"], &[]),
+        ];
+        for (steps, deadline, failed, least) in rows {
+            let given = Arc::new(Mutex::new(Vec::new()));
+            let planned: Vec<(&'static str, Step)> = steps
+                .iter()
+                .map(|&(signal, does)| {
+                    let given = Arc::clone(&given);
+                    let step: Step = Box::new(move |timeout: Duration| {
+                        given
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(timeout);
+                        match does {
+                            Does::Succeed => Ok(()),
+                            Does::Fail => Err(OTelSdkError::InternalFailure("refused".to_owned())),
+                            Does::Hang => {
+                                std::thread::sleep(timeout + ms(300));
+                                Ok(())
+                            }
+                        }
+                    });
+                    (signal, step)
+                })
+                .collect();
+            let started = Instant::now();
+            let errors = run_steps(started, ms(deadline), planned);
+            let elapsed = started.elapsed();
+            let signals: Vec<&str> = errors
+                .iter()
+                .map(|e| e.split(':').next().unwrap_or_default())
+                .collect();
+            assert_eq!(
+                signals,
+                failed,
+                "{steps:?}: {errors:?}",
+                steps = steps.iter().map(|s| s.0).collect::<Vec<_>>()
+            );
+            let given = given
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            if deadline > 0 {
+                assert_eq!(given.len(), least.len(), "every step ran once");
+            }
+            for (timeout, least) in given.iter().zip(least) {
+                assert!(*timeout >= ms(*least), "{given:?} for {least} ms");
+            }
+            assert!(
+                elapsed < ms(deadline) + ms(150),
+                "the deadline held: {elapsed:?}"
+            );
+        }
     }
 }

@@ -15,8 +15,10 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 /// A cheap, cloneable view of one pipeline's counters.
 ///
 /// `exported` counts items the collector acknowledged, `dropped` items
-/// refused because the queue was full, `failed` items whose export returned
-/// an error or timed out. Nothing is lost without being counted in `dropped`
+/// refused because the queue was full (in items or bytes) or because they
+/// were too large to export even alone (those also counted in `oversized`),
+/// `failed` items whose export returned an error or timed out, after its
+/// retries. Nothing is lost without being counted in `dropped`
 /// or `failed`.
 #[derive(Debug, Clone)]
 pub struct PipelineStats {
@@ -29,8 +31,11 @@ struct Inner {
     exported: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    oversized: AtomicU64,
     queued: AtomicUsize,
     max_queued: AtomicUsize,
+    queued_bytes: AtomicUsize,
+    max_queued_bytes: AtomicUsize,
     created: Instant,
     /// Milliseconds since `created` of the last warning, plus one (0: never).
     last_warning: AtomicU64,
@@ -42,14 +47,21 @@ struct Inner {
 pub struct StatsSnapshot {
     /// Items delivered to the collector.
     pub exported: u64,
-    /// Items dropped because the queue was full.
+    /// Items dropped because the queue was full or because they were
+    /// oversized.
     pub dropped: u64,
-    /// Items whose export failed or timed out.
+    /// Items whose export failed or timed out, after any retries.
     pub failed: u64,
+    /// Of `dropped`, the items too large for an export request even alone.
+    pub oversized: u64,
     /// Items waiting in the queue now.
     pub queued: usize,
     /// The largest number of items ever waiting in the queue at once.
     pub max_queued: usize,
+    /// The estimated bytes of the items held now (queued or being exported).
+    pub queued_bytes: usize,
+    /// The most estimated bytes ever held at once.
+    pub max_queued_bytes: usize,
 }
 
 impl StatsSnapshot {
@@ -69,8 +81,11 @@ impl PipelineStats {
                 exported: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
+                oversized: AtomicU64::new(0),
                 queued: AtomicUsize::new(0),
                 max_queued: AtomicUsize::new(0),
+                queued_bytes: AtomicUsize::new(0),
+                max_queued_bytes: AtomicUsize::new(0),
                 created: Instant::now(),
                 last_warning: AtomicU64::new(0),
             }),
@@ -84,17 +99,21 @@ impl PipelineStats {
             exported: inner.exported.load(Ordering::Relaxed),
             dropped: inner.dropped.load(Ordering::Relaxed),
             failed: inner.failed.load(Ordering::Relaxed),
+            oversized: inner.oversized.load(Ordering::Relaxed),
             queued: inner.queued.load(Ordering::Relaxed),
             max_queued: inner.max_queued.load(Ordering::Relaxed),
+            queued_bytes: inner.queued_bytes.load(Ordering::Relaxed),
+            max_queued_bytes: inner.max_queued_bytes.load(Ordering::Relaxed),
         }
     }
 
     /// Publishes the counters as observable counters on `meter`:
-    /// `baton.exporter.<signal>.exported`, `.dropped` and `.failed`, and the
+    /// `baton.exporter.<signal>.exported`, `.dropped`, `.failed` and
+    /// `.oversized` (a part of `.dropped`), and the
     /// queue length as the gauge `baton.exporter.<signal>.queued`.
     pub fn register(&self, meter: &Meter) {
         let signal = self.inner.signal;
-        let counters: [(&str, &str, Read); 3] = [
+        let counters: [(&str, &str, Read); 4] = [
             ("exported", "delivered to the collector", |i| {
                 i.exported.load(Ordering::Relaxed)
             }),
@@ -106,6 +125,11 @@ impl PipelineStats {
             ("failed", "lost because their export failed", |i| {
                 i.failed.load(Ordering::Relaxed)
             }),
+            (
+                "oversized",
+                "dropped as too large for an export request",
+                |i| i.oversized.load(Ordering::Relaxed),
+            ),
         ];
         for (outcome, description, read) in counters {
             let inner = Arc::clone(&self.inner);
@@ -135,6 +159,14 @@ impl PipelineStats {
         self.inner.max_queued.fetch_max(queued, Ordering::Relaxed);
     }
 
+    /// Records the estimated bytes held just measured.
+    pub(crate) fn set_queued_bytes(&self, bytes: usize) {
+        self.inner.queued_bytes.store(bytes, Ordering::Relaxed);
+        self.inner
+            .max_queued_bytes
+            .fetch_max(bytes, Ordering::Relaxed);
+    }
+
     pub(crate) fn add_exported(&self, count: usize) {
         self.inner
             .exported
@@ -146,6 +178,20 @@ impl PipelineStats {
             .dropped
             .fetch_add(as_u64(count), Ordering::Relaxed);
         self.warn_lost("dropped (export queue full)");
+    }
+
+    /// Counts items dropped because they were too large to export even
+    /// alone (as dropped, and as oversized).
+    pub(crate) fn add_oversized(&self, count: usize, bytes: usize, limit: usize) {
+        self.inner
+            .oversized
+            .fetch_add(as_u64(count), Ordering::Relaxed);
+        self.inner
+            .dropped
+            .fetch_add(as_u64(count), Ordering::Relaxed);
+        self.warn_lost(&format!(
+            "dropped (about {bytes} bytes, over the {limit}-byte request limit)"
+        ));
     }
 
     pub(crate) fn add_failed(&self, count: usize, error: &dyn std::fmt::Display) {
@@ -176,6 +222,7 @@ impl PipelineStats {
                 signal = inner.signal,
                 exported = s.exported,
                 dropped = s.dropped,
+                oversized = s.oversized,
                 failed = s.failed,
                 "telemetry {} {what}; further warnings suppressed for {}s",
                 inner.signal,

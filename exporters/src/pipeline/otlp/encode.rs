@@ -354,6 +354,13 @@ mod upstream {
             ),
         };
         let bytes = export_request(&EncodedResource::new(resource), spans);
+        // The estimate that cuts batches never undercounts the encoding.
+        let estimate = crate::pipeline::size::resource(resource)
+            + spans
+                .iter()
+                .map(crate::pipeline::size::Item::cost)
+                .sum::<usize>();
+        assert!(bytes.len() <= estimate, "{} > {estimate}", bytes.len());
         let ours = ExportTraceServiceRequest::decode(bytes.as_slice()).expect("valid protobuf");
         assert_eq!(ours, upstream);
     }

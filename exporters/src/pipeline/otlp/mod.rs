@@ -10,6 +10,7 @@
 
 mod encode;
 mod grpc;
+mod retry;
 
 pub use grpc::GrpcSpanExporter;
 
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::{
-    ExporterBuildError, LogExporter, MetricExporter, SpanExporter, WithExportConfig,
+    ExporterBuildError, LogExporter, MetricExporter, RetryPolicy, SpanExporter, WithExportConfig,
     WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::Resource;
@@ -57,6 +58,34 @@ pub enum OtlpSpanExporter {
     Grpc(GrpcSpanExporter),
     /// OTLP/HTTP with protobuf, `opentelemetry-otlp`'s.
     Http(SpanExporter),
+}
+
+impl OtlpSpanExporter {
+    /// Retries transient failures of one export for at most `retry_for`
+    /// (gRPC; over HTTP, `opentelemetry-otlp` retries up to
+    /// [`HTTP_RETRIES`] times with the same backoff).
+    #[must_use]
+    pub fn retrying_for(self, retry_for: std::time::Duration) -> Self {
+        match self {
+            Self::Grpc(exporter) => Self::Grpc(exporter.retrying_for(retry_for)),
+            http @ Self::Http(_) => http,
+        }
+    }
+}
+
+/// How often `opentelemetry-otlp`'s exporters (OTLP/HTTP, and logs and
+/// metrics over gRPC) retry one export; each export is still bounded by its
+/// processor's export timeout.
+pub const HTTP_RETRIES: usize = 8;
+
+/// The retry policy given to `opentelemetry-otlp`'s exporters: Baton's
+/// backoff, with jitter.
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_max_retries(HTTP_RETRIES)
+        .with_initial_delay(retry::INITIAL_BACKOFF)
+        .with_max_delay(retry::MAX_BACKOFF)
+        .with_max_jitter(retry::INITIAL_BACKOFF / 2)
 }
 
 impl opentelemetry_sdk::trace::SpanExporter for OtlpSpanExporter {
@@ -107,7 +136,8 @@ fn tonic<B: WithExportConfig + WithTonicConfig>(
         .with_endpoint(signal.endpoint.clone())
         .with_protocol(opentelemetry_otlp::Protocol::Grpc)
         .with_timeout(signal.timeout)
-        .with_metadata(metadata(signal)?);
+        .with_metadata(metadata(signal)?)
+        .with_retry_policy(retry_policy());
     if signal.compression == Compression::Gzip {
         builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
     }
@@ -142,7 +172,8 @@ fn http<B: WithExportConfig + WithHttpConfig>(builder: B, signal: &OtlpSignal) -
         .with_endpoint(signal.endpoint.clone())
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_timeout(signal.timeout)
-        .with_headers(headers);
+        .with_headers(headers)
+        .with_retry_policy(retry_policy());
     if signal.compression == Compression::Gzip {
         builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
     }
