@@ -4,9 +4,14 @@
 //!
 //! - [`TraceContextPropagator`]: `traceparent`/`tracestate` exactly as W3C
 //!   Trace Context Level 2 says (strict lengths and hex, version rules, the
-//!   random flag kept, the current tracestate key grammar including 14-character
-//!   system-ids, at most 32 members, repeated lines combined, no empty header
-//!   sent), with a `HeaderMap` fast path that does not allocate for `traceparent`.
+//!   random flag kept, the current tracestate key grammar with `@` allowed
+//!   anywhere after the first character of a key of up to 256, at most 32
+//!   members, repeated keys forwarded as received, repeated lines combined, no
+//!   empty header sent), with a `HeaderMap` fast path that does not allocate
+//!   for `traceparent`. It passes the cases of the official test suite
+//!   (`test/test.py` at commit `34b10ac5af7f0caeb28efe35fe51cd4763ec5771`)
+//!   except where that suite still applies the older `tenant@system` key
+//!   grammar, and there it follows the current grammar.
 //! - [`BaggagePropagator`]: W3C Baggage with percent-encoding that is stable
 //!   across any number of hops, properties kept as properties, and the limits
 //!   (64 members, 8192 bytes) enforced by dropping entries, never the request.

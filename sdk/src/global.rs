@@ -43,7 +43,7 @@ use baton_propagators::{Dropped, Propagator};
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanBuilder, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{SpanBuilder, Tracer, TracerProvider};
 use opentelemetry::{Context, InstrumentationScope};
 
 use crate::tracer::{LayerTracer, StartSpan, scope};
@@ -358,7 +358,7 @@ struct FollowGlobal;
 impl StartSpan for FollowGlobal {
     fn start_in(&self, builder: SpanBuilder, parent: &Context, base: &Context) -> Context {
         let tracer = opentelemetry::global::tracer_with_scope(scope());
-        base.with_span(builder.start_with_context(&tracer, parent))
+        crate::tracer::in_context(builder.start_with_context(&tracer, parent), parent, base)
     }
 }
 

@@ -182,8 +182,8 @@ fn locals_of_one_context_travel_together() {
 #[tokio::test]
 async fn baggage_helpers_read_set_and_remove() {
     let cx = baton::baggage::set("tenant", "acme").unwrap();
-    let cx = baton::baggage::set_with_properties_in(&cx, "user", "ada", "ttl = 60;internal")
-        .unwrap();
+    let cx =
+        baton::baggage::set_with_properties_in(&cx, "user", "ada", "ttl = 60;internal").unwrap();
     assert_eq!(
         baton::baggage::set("bad key", "v").unwrap_err(),
         baton::baggage::BaggageError::InvalidKey

@@ -2,10 +2,10 @@
 //! Context Level 2 (spec sections #tracestate-header-field-values, #list, #key,
 //! #value).
 //!
-//! Written by hand because `opentelemetry::trace::TraceState` rejects valid
-//! multi-tenant keys whose system-id has 14 characters, truncates a list of 33
-//! members instead of discarding it, accepts values with control characters,
-//! and allocates every member twice while parsing.
+//! Written by hand because `opentelemetry::trace::TraceState` still applies
+//! the older `tenant@system` key grammar (one `@`, at most 13 characters after
+//! it), truncates a list of 33 members instead of discarding it, accepts values
+//! with control characters, and allocates every member twice while parsing.
 
 use opentelemetry::trace::TraceState;
 
@@ -22,8 +22,8 @@ const MAX_MEMBERS: usize = 32;
 /// that combining several header lines produces.
 const MAX_LEN: usize = 32 * 1024;
 
-/// Up to 32 valid members with distinct keys, borrowed from their source:
-/// validating a header allocates nothing.
+/// Up to 32 valid members, borrowed from their source: validating a header
+/// allocates nothing.
 #[derive(Debug)]
 pub(super) struct Members<'a> {
     list: [(&'a str, &'a str); MAX_MEMBERS],
@@ -40,13 +40,18 @@ impl<'a> Members<'a> {
 
     /// Validates a (combined) `tracestate` header.
     ///
-    /// Any malformed member, a repeated key or more than 32 members discards
-    /// the whole header. The spec allows either discarding the header or only
-    /// the invalid entries (#a-traceparent-is-received, step 3); the official
-    /// test suite at its default strictness requires the former
-    /// (`test_tracestate_duplicated_keys`, `test_tracestate_member_count_limit`,
-    /// `test_tracestate_key_illegal_vendor_format`, ...). Empty and
+    /// Any malformed member or more than 32 members discards the whole header.
+    /// The spec allows either discarding the header or only the invalid entries
+    /// (#a-traceparent-is-received); the official test suite at its default
+    /// strictness requires the former (`test_tracestate_member_count_limit`,
+    /// `test_tracestate_key_illegal_characters`, ...). Empty and
     /// whitespace-only members are skipped and not counted (#list).
+    ///
+    /// A repeated key is kept as received: only a participant that adds a key
+    /// must not repeat it (#mutating-the-tracestate-field), a receiver is not
+    /// responsible for cleaning up what an upstream participant sent, and
+    /// forwarding the header unchanged keeps it byte-identical over any number
+    /// of hops (`test_tracestate_duplicated_keys` accepts this).
     pub(super) fn parse(header: &'a str) -> Result<Self, Dropped> {
         if header.len() > MAX_LEN {
             return Err(Dropped::new(TRACESTATE, "", DropReason::TooLong));
@@ -67,7 +72,9 @@ impl<'a> Members<'a> {
     }
 
     /// The members of an OpenTelemetry trace state that are valid on the wire.
-    /// Each invalid, repeated or excess member is dropped alone and reported.
+    /// Each invalid or excess member is dropped alone and reported. Repeated
+    /// keys are sent as they are, as on extraction: `TraceState::insert`, the
+    /// way an application adds a key, already replaces an existing entry.
     pub(super) fn from_otel(state: &'a TraceState, dropped_out: &mut Vec<Dropped>) -> Self {
         let mut members = Members::new();
         for (key, value) in state {
@@ -81,10 +88,6 @@ impl<'a> Members<'a> {
     fn push(&mut self, key: &'a str, value: &'a str) -> Result<(), DropReason> {
         if !is_valid_key(key) || !is_valid_value(value) {
             return Err(DropReason::Malformed);
-        }
-        // #combined-header-value: "Only one entry per key is allowed".
-        if self.as_slice().iter().any(|&(k, _)| k == key) {
-            return Err(DropReason::Duplicate);
         }
         let slot = self.list.get_mut(self.len).ok_or(DropReason::TooMany)?;
         *slot = (key, value);
@@ -102,9 +105,10 @@ impl<'a> Members<'a> {
         match TraceState::from_key_value(self.as_slice().iter().copied()) {
             Ok(state) => (state, true),
             Err(_) => {
-                // `TraceState` refuses some valid keys (its system-id length
-                // check is off by one) and has no unchecked constructor: keep
-                // the members it takes; the caller carries the full header.
+                // `TraceState` refuses keys the older grammar did not allow
+                // (two `@`s, 14 or more characters after one) and has no
+                // unchecked constructor: keep the members it takes; the caller
+                // carries the full header.
                 let accepted = self
                     .as_slice()
                     .iter()
@@ -141,31 +145,22 @@ fn dropped(key: &str, reason: DropReason) -> Dropped {
     Dropped::new(TRACESTATE, if is_valid_key(key) { key } else { "" }, reason)
 }
 
-/// `key = simple-key / multi-tenant-key` (#key):
-///
-/// ```text
-/// simple-key       = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-/// multi-tenant-key = tenant-id "@" system-id
-/// tenant-id        = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-/// system-id        = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-/// ```
+/// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )` with
+/// `keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"` (#key): up to 256
+/// characters, `@` anywhere but first and as often as it likes. The older
+/// `tenant-id "@" system-id` split (241 and 14 characters) is gone from the
+/// grammar, so keys it refused, such as `t@vvvvvvvvvvvvvvv` or `a@b@c`, are
+/// valid.
 fn is_valid_key(key: &str) -> bool {
-    match split_once(key, b'@') {
-        None => is_id(key, 256, false),
-        Some((tenant, system)) => is_id(tenant, 241, true) && is_id(system, 14, false),
-    }
-}
-
-/// An identifier of 1 to `max` characters: a lowercase letter (or also a digit
-/// when `digit_first`) followed by `lcalpha / DIGIT / "_" / "-" / "*" / "/"`.
-fn is_id(id: &str, max: usize, digit_first: bool) -> bool {
-    let mut bytes = id.bytes();
-    id.len() <= max
+    let mut bytes = key.bytes();
+    key.len() <= 256
         && bytes
             .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || (digit_first && b.is_ascii_digit()))
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && bytes.all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
         })
 }
 
@@ -184,26 +179,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn otel_cannot_hold_a_14_character_system_id() {
-        let members = Members::parse("t@vvvvvvvvvvvvvv=1,foo=2").unwrap();
+    fn otel_cannot_hold_keys_of_the_current_grammar() {
+        let members = Members::parse("t@vvvvvvvvvvvvvvv=1,a@b@c=2,foo=3").unwrap();
         let (state, complete) = members.to_otel();
         assert!(!complete);
-        assert_eq!(state.header(), "foo=2");
-        assert_eq!(members.header(), "t@vvvvvvvvvvvvvv=1,foo=2");
+        assert_eq!(state.header(), "foo=3");
+        assert_eq!(members.header(), "t@vvvvvvvvvvvvvvv=1,a@b@c=2,foo=3");
     }
 
     #[test]
     fn excess_members_from_otel_are_dropped_one_by_one() {
-        // `from_key_value` keeps 32 members but does not remove duplicates.
+        // `from_key_value` keeps 32 members and repeated keys.
         let state = TraceState::from_key_value([("a", "1"), ("a", "2"), ("b", "x ")]).unwrap();
         let mut dropped = Vec::new();
-        assert_eq!(Members::from_otel(&state, &mut dropped).header(), "a=1");
+        assert_eq!(Members::from_otel(&state, &mut dropped).header(), "a=1,a=2");
         assert_eq!(
             dropped,
-            [
-                Dropped::new(TRACESTATE, "a", DropReason::Duplicate),
-                Dropped::new(TRACESTATE, "b", DropReason::Malformed),
-            ]
+            [Dropped::new(TRACESTATE, "b", DropReason::Malformed)]
         );
     }
 }
