@@ -235,7 +235,9 @@ fn echo_server() -> (tokio::runtime::Runtime, u16) {
         .unwrap();
     let incoming = rt
         .block_on(async { TcpIncoming::bind("127.0.0.1:0".parse().unwrap()) })
-        .unwrap();
+        .unwrap()
+        // Without it each reply waits for a delayed ACK.
+        .with_nodelay(Some(true));
     let port = incoming.local_addr().unwrap().port();
     rt.spawn(
         tonic::transport::Server::builder()

@@ -688,7 +688,8 @@ impl Telemetry {
 /// Starts the Echo service and the gateway in front of it; returns the
 /// gateway's address.
 async fn start(variant: Variant, telemetry: Option<&Telemetry>) -> Result<SocketAddr, BoxError> {
-    let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into())?;
+    // Small request/response exchanges: no Nagle delay on either side.
+    let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into())?.with_nodelay(Some(true));
     let port = incoming.local_addr()?.port();
     let echo = EchoServer::new(UnaryEcho);
     let mut server = tonic::transport::Server::builder();
