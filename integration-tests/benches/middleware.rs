@@ -8,7 +8,7 @@
 //! records), without HTTP, gRPC, propagation or context.
 //!
 //! The HTTP and gRPC groups time the bench thread's CPU time, not wall time:
-//! it is the unit (CPU per request), and on a shared machine
+//! CPU per request is what instrumentation costs, and on a shared machine
 //! preemption would otherwise swamp differences of a few microseconds. The
 //! request path (and, for gRPC, the client's connection tasks) runs on that
 //! thread; the batch processor's export thread and the gRPC server's thread

@@ -3,7 +3,7 @@
 //! Table rows are `(input, expected, why)`. Rows named `test_*` port the
 //! official test suite (`w3c/trace-context`, `test/test.py`, default
 //! `STRICT_LEVEL` 2), one row per request it sends; `#anchor` rows cite the
-//! section of <https://www.w3.org/TR/trace-context-2/> with that anchor.
+//! section of the W3C Trace Context Level 2 specification with that anchor.
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
 
