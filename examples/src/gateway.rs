@@ -7,16 +7,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use baton::grpc::client::GrpcClient;
-use baton::http::client::HttpClientMiddleware;
-use baton::http::server::HttpServerLayer;
 use reqwest::Url;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
 use crate::shop::PlaceOrderRequest;
 use crate::shop::orders_client::OrdersClient;
+use crate::{Listener, Providers};
 
 /// Request headers naming the caller, and what is assumed without them.
 const TENANT_HEADER: &str = "x-tenant";
@@ -36,19 +34,25 @@ struct Peers {
 type Reply = (StatusCode, axum::Json<Value>);
 
 /// Serves `GET /checkout/{sku}` and `GET /healthz` on `listener`, calling
-/// `orders` at its address and `pricing` at its base URL, until the process
-/// ends. Fails at once if `pricing` cannot have a path appended.
-pub async fn serve(listener: TcpListener, orders: Url, pricing: Url) -> std::io::Result<()> {
+/// `orders` at its address and `pricing` at its base URL and recording to
+/// `providers`, until the process ends. Fails at once if `pricing` cannot
+/// have a path appended.
+pub async fn serve(
+    listener: impl Into<Listener>,
+    orders: Url,
+    pricing: Url,
+    providers: Providers,
+) -> std::io::Result<()> {
     if pricing.cannot_be_a_base() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("pricing URL {pricing} cannot take a path"),
         ));
     }
-    let channel = crate::grpc_client(&orders);
+    let channel = crate::grpc_client(&orders, &providers);
     // Baggage goes to internal hosts only (the default): pricing is ours.
     let http = ClientBuilder::new(reqwest::Client::new())
-        .with(HttpClientMiddleware::new())
+        .with(providers.http_client())
         .build();
     let peers = Peers {
         orders: OrdersClient::new(channel),
@@ -60,8 +64,12 @@ pub async fn serve(listener: TcpListener, orders: Url, pricing: Url) -> std::io:
         .route("/healthz", get(|| async { "ok" }))
         .with_state(peers)
         // Health probes would drown the traces and skew the RED table.
-        .layer(HttpServerLayer::new().with_filter(|req| req.path() != "/healthz"));
-    axum::serve(listener, app).await
+        .layer(
+            providers
+                .http_server()
+                .with_filter(|req| req.path() != "/healthz"),
+        );
+    axum::serve(listener.into(), app).await
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str, default: &'a str) -> &'a str {

@@ -3,15 +3,14 @@
 
 use std::pin::Pin;
 
-use baton::grpc::server::GrpcServerLayer;
 use futures_util::Stream;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TraceContextExt;
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use crate::shop::inventory_server::{Inventory, InventoryServer};
 use crate::shop::{ReserveReply, ReserveRequest, StockLevel, WatchStockRequest};
+use crate::{Listener, Providers};
 
 /// Units in stock per sku. The catalog never changes, so every run of the
 /// demo gives the same answers.
@@ -20,12 +19,16 @@ const CATALOG: [(&str, u32); 4] = [("widget", 120), ("gadget", 40), ("gizmo", 7)
 /// Most stock levels one `WatchStock` call streams.
 const MAX_UPDATES: u32 = 5;
 
-/// Serves `Inventory` on `listener` until the process ends.
-pub async fn serve(listener: TcpListener) -> Result<(), tonic::transport::Error> {
+/// Serves `Inventory` on `listener`, recording to `providers`, until the
+/// process ends.
+pub async fn serve(
+    listener: impl Into<Listener>,
+    providers: Providers,
+) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
-        .layer(GrpcServerLayer::new())
+        .layer(providers.grpc_server())
         .add_service(InventoryServer::new(Service))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+        .serve_with_incoming(listener.into().incoming())
         .await
 }
 

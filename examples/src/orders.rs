@@ -6,14 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use baton::grpc::client::GrpcClient;
-use baton::grpc::server::GrpcServerLayer;
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::shop::inventory_client::InventoryClient;
 use crate::shop::orders_server::{Orders, OrdersServer};
 use crate::shop::{PlaceOrderReply, PlaceOrderRequest, ReserveRequest, WatchStockRequest};
+use crate::{Listener, Providers};
 
 /// Stock levels read from `WatchStock` per order.
 const STOCK_UPDATES: u32 = 3;
@@ -22,21 +21,22 @@ const STOCK_UPDATES: u32 = 3;
 /// order is answered without waiting for it.
 const AUDIT_DELAY: Duration = Duration::from_millis(20);
 
-/// Serves `Orders` on `listener`, calling `inventory` at its address, until
-/// the process ends.
+/// Serves `Orders` on `listener`, calling `inventory` at its address and
+/// recording to `providers`, until the process ends.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     inventory: reqwest::Url,
+    providers: Providers,
 ) -> Result<(), tonic::transport::Error> {
-    let channel = crate::grpc_client(&inventory);
+    let channel = crate::grpc_client(&inventory, &providers);
     let service = Service {
         inventory: InventoryClient::new(channel),
         next_order: AtomicU64::new(1),
     };
     tonic::transport::Server::builder()
-        .layer(GrpcServerLayer::new())
+        .layer(providers.grpc_server())
         .add_service(OrdersServer::new(service))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+        .serve_with_incoming(listener.into().incoming())
         .await
 }
 

@@ -5,19 +5,20 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
-use baton::http::server::HttpServerLayer;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+
+use crate::{Listener, Providers};
 
 /// The sku whose price lookup always fails.
 pub const BROKEN_SKU: &str = "broken";
 
-/// Serves `GET /price/{sku}` on `listener` until the process ends.
-pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+/// Serves `GET /price/{sku}` on `listener`, recording to `providers`, until
+/// the process ends.
+pub async fn serve(listener: impl Into<Listener>, providers: Providers) -> std::io::Result<()> {
     let app = Router::new()
         .route("/price/{sku}", get(price))
-        .layer(HttpServerLayer::new());
-    axum::serve(listener, app).await
+        .layer(providers.http_server());
+    axum::serve(listener.into(), app).await
 }
 
 async fn price(Path(sku): Path<String>) -> Result<axum::Json<Value>, StatusCode> {

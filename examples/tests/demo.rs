@@ -1,9 +1,11 @@
 //! Runs the `demo` binary (README's first command) and checks what it prints:
-//! whole trace trees per checkout, error statuses, correlated log lines, the
-//! RED table and the summary.
+//! whole trace trees per checkout, each span named by its own service,
+//! loopback calls without network stalls, error statuses, correlated log
+//! lines, the RED tables and the summary.
 
 use std::collections::HashSet;
 use std::process::Command;
+use std::time::Duration;
 
 /// The demo's stdout, split into its sections.
 struct Output {
@@ -16,7 +18,7 @@ struct Output {
 fn run_demo() -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_demo"))
         .env("NO_COLOR", "1")
-        // The demo names itself and uses the default propagators.
+        // The demo names its services itself and uses the default propagators.
         .env_remove("OTEL_SERVICE_NAME")
         .env_remove("OTEL_PROPAGATORS")
         .output()
@@ -69,6 +71,65 @@ fn trace_id<'a>(line: &'a str, prefix: &str) -> &'a str {
     &line[start..start + 32]
 }
 
+/// One span line of a tree.
+#[derive(Debug)]
+struct Span<'a> {
+    service: &'a str,
+    /// Nesting below the root, in the name column's two-space steps.
+    depth: usize,
+    name: &'a str,
+    kind: &'a str,
+    duration: Duration,
+}
+
+fn not_a_span<T>(line: &str) -> T {
+    panic!("not a span line: {line}")
+}
+
+/// A span line: service, indented name, kind, `│bar│`, duration in ms, …
+fn span<'a>(line: &'a str) -> Span<'a> {
+    let (service, rest) = line.split_once(' ').unwrap_or_else(|| not_a_span(line));
+    let (columns, after_bar) = rest.split_once('│').unwrap_or_else(|| not_a_span(line));
+    let (_, after_bar) = after_bar
+        .split_once('│')
+        .unwrap_or_else(|| not_a_span(line));
+    // Where the indented name starts: its depth, as the service column has
+    // one width per tree.
+    let name_start = line.len() - rest.trim_start().len();
+    let columns = columns.trim_end();
+    let (name, kind) = columns.rsplit_once(' ').unwrap_or_else(|| not_a_span(line));
+    let ms: f64 = after_bar
+        .split_whitespace()
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| not_a_span(line));
+    Span {
+        service,
+        depth: name_start,
+        name: name.trim(),
+        kind,
+        duration: Duration::from_secs_f64(ms / 1000.0),
+    }
+}
+
+/// The time each CLIENT span spends outside the SERVER span right below it
+/// (the other side of the same call): the loopback network, the HTTP/2 and
+/// gRPC framing on both sides, and any wait for a TCP delayed ACK.
+fn call_gaps(tree: &[&str]) -> Vec<(String, Duration)> {
+    let spans: Vec<_> = tree[1..].iter().map(|l| span(l)).collect();
+    spans
+        .windows(2)
+        .filter(|w| w[0].kind == "CLI" && w[1].kind == "SRV" && w[1].depth > w[0].depth)
+        .map(|w| {
+            let call = format!(
+                "{} {} → {} {}",
+                w[0].service, w[0].name, w[1].service, w[1].name
+            );
+            (call, w[0].duration.saturating_sub(w[1].duration))
+        })
+        .collect()
+}
+
 /// The tree whose root span answered with HTTP `status`.
 fn tree_with_status<'a, 'b>(trees: &'a [Vec<&'b str>], status: u16) -> &'a [&'b str] {
     let code = format!("http.route=/checkout/{{sku}} http.response.status_code={status}");
@@ -119,6 +180,39 @@ fn the_demo_prints_one_whole_tree_per_checkout_the_red_table_and_a_summary() {
         );
     }
 
+    // Each span is drawn with the service that recorded it, and the trace
+    // is named by the service at its root.
+    for tree in &trees {
+        assert!(tree[0].contains(" · gateway · "), "{}", tree[0]);
+        for line in &tree[1..] {
+            let span = span(line);
+            let service = match (span.name, span.kind) {
+                ("GET /checkout/{sku}", "SRV")
+                | ("shop.Orders/PlaceOrder", "CLI")
+                | ("GET", "CLI") => "gateway",
+                ("shop.Orders/PlaceOrder", "SRV")
+                | ("shop.Inventory/Reserve" | "shop.Inventory/WatchStock", "CLI") => "orders",
+                ("shop.Inventory/Reserve" | "shop.Inventory/WatchStock", "SRV") => "inventory",
+                ("GET /price/{sku}", "SRV") => "pricing",
+                _ => panic!("an unexpected span: {line}"),
+            };
+            assert_eq!(span.service, service, "{line}");
+        }
+    }
+
+    // Loopback calls do not stall: with TCP_NODELAY off, a reply waits for
+    // the caller's delayed ACK, at least 40 ms on Linux, and the CLIENT span
+    // outlasts its SERVER span by that much.
+    let gaps: Vec<_> = trees.iter().flat_map(|t| call_gaps(t)).collect();
+    // PlaceOrder, Reserve and the price per checkout; WatchStock per placed order.
+    assert_eq!(gaps.len(), 6 * 3 + 4, "{gaps:?}");
+    for (call, gap) in &gaps {
+        assert!(
+            *gap < Duration::from_millis(40),
+            "{call} waits {gap:?} outside the server: a delayed ACK?\n{}",
+            out.traces
+        );
+    }
     // The three that went through: the streaming call too.
     let ok: Vec<_> = trees
         .iter()
@@ -183,29 +277,37 @@ fn the_demo_prints_one_whole_tree_per_checkout_the_red_table_and_a_summary() {
         "one audit line per placed order (`broken` is placed, then fails at pricing)"
     );
 
-    // The RED table: every route and method, counted once per checkout.
-    assert!(
-        out.red.lines().any(|l| l.starts_with("SERVICE ")
-            && ["KIND", "ROUTE", "REQS", "ERRORS", "P50 ms", "P99 ms"]
-                .iter()
-                .all(|c| l.contains(c))),
-        "{}",
-        out.red
-    );
-    for (kind, route, requests) in [
-        ("http server", "GET /checkout/{sku}", 6),
-        ("http server", "GET /price/{sku}", 6),
-        ("http client", "GET 127.0.0.1", 6),
-        ("rpc server", "shop.Orders/PlaceOrder", 6),
-        ("rpc client", "shop.Orders/PlaceOrder", 6),
-        ("rpc server", "shop.Inventory/Reserve", 6),
-        ("rpc server", "shop.Inventory/WatchStock", 4),
+    // The RED tables, one per service: every route and method, counted
+    // once per checkout, in the row of the service that served or called.
+    let headers = out
+        .red
+        .lines()
+        .filter(|l| {
+            l.starts_with("SERVICE ")
+                && ["KIND", "ROUTE", "REQS", "ERRORS", "P50 ms", "P99 ms"]
+                    .iter()
+                    .all(|c| l.contains(c))
+        })
+        .count();
+    assert_eq!(headers, 4, "{}", out.red);
+    for (service, kind, route, requests) in [
+        ("gateway", "http server", "GET /checkout/{sku}", 6),
+        ("gateway", "http client", "GET 127.0.0.1", 6),
+        ("gateway", "rpc client", "shop.Orders/PlaceOrder", 6),
+        ("orders", "rpc server", "shop.Orders/PlaceOrder", 6),
+        ("orders", "rpc client", "shop.Inventory/Reserve", 6),
+        ("orders", "rpc client", "shop.Inventory/WatchStock", 4),
+        ("inventory", "rpc server", "shop.Inventory/Reserve", 6),
+        ("inventory", "rpc server", "shop.Inventory/WatchStock", 4),
+        ("pricing", "http server", "GET /price/{sku}", 6),
     ] {
         let row = out
             .red
             .lines()
-            .find(|l| l.contains(kind) && l.contains(route))
-            .unwrap_or_else(|| panic!("no {kind} {route} row in\n{}", out.red));
+            .find(|l| {
+                l.contains(kind) && l.contains(route) && l.starts_with(&format!("{service} "))
+            })
+            .unwrap_or_else(|| panic!("no {service} {kind} {route} row in\n{}", out.red));
         let after = &row[row.find(route).map_or(0, |i| i + route.len())..];
         assert_eq!(
             after.split_whitespace().next(),

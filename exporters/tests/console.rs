@@ -206,6 +206,70 @@ fn waits_for_the_root_across_batches_and_orders_children_by_start() {
     assert_eq!(exporter.dropped_spans(), 0);
 }
 
+/// Two services in one process, each exporting through its own handle: one
+/// tree, each line naming the service that recorded its span, the names in
+/// one column; shutting one handle down leaves the other's wait intact.
+#[test]
+fn shared_exporters_draw_one_tree_naming_each_spans_service() {
+    let buffer = Buffer::default();
+    let mut gateway = ConsoleSpanExporter::new().with_writer(buffer.clone());
+    let mut inventory = gateway.share();
+    gateway.set_resource(&resource("gateway"));
+    inventory.set_resource(&resource("inventory"));
+
+    ready(inventory.export(vec![span(3, 2, "reserve", 20, 60)])).unwrap();
+    // The child's service shuts down first: its span still waits for the root.
+    inventory
+        .shutdown_with_timeout(Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(buffer.text(), "", "nothing is drawn before the root");
+    ready(gateway.export(vec![
+        span(2, 1, "call inventory", 10, 70),
+        span(1, 0, "checkout", 0, 100),
+    ]))
+    .unwrap();
+
+    let text = buffer.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].ends_with("· gateway · checkout · 100.00 ms · 3 spans"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("gateway    checkout "), "{text}");
+    assert!(
+        lines[2].starts_with("gateway      call inventory "),
+        "{text}"
+    );
+    assert!(lines[3].starts_with("inventory      reserve "), "{text}");
+    assert!(
+        ready(inventory.export(vec![span(4, 0, "late", 0, 1)])).is_err(),
+        "a handle shut down refuses spans"
+    );
+}
+
+/// The last open handle to shut down draws what still waits.
+#[test]
+fn the_last_shared_exporter_to_shut_down_draws_what_waits() {
+    let buffer = Buffer::default();
+    let first = ConsoleSpanExporter::new().with_writer(buffer.clone());
+    let mut second = first.share();
+    second.set_resource(&resource("orders"));
+    ready(second.export(vec![span(2, 1, "orphan", 0, 10)])).unwrap();
+    drop(first);
+    assert_eq!(
+        buffer.text(),
+        "",
+        "the open handle may still bring the root"
+    );
+    second
+        .shutdown_with_timeout(Duration::from_secs(1))
+        .unwrap();
+    let text = buffer.text();
+    assert!(text.contains("incomplete"), "{text}");
+    assert!(text.contains("orders  orphan "), "{text}");
+}
+
 #[test]
 fn orphans_past_their_max_age_are_drawn_as_incomplete_trees() {
     let buffer = Buffer::default();

@@ -8,7 +8,7 @@
 //! records), without HTTP, gRPC, propagation or context.
 //!
 //! The HTTP and gRPC groups time the bench thread's CPU time, not wall time:
-//! it is the unit (CPU per request), and on a shared machine
+//! CPU per request is what instrumentation costs, and on a shared machine
 //! preemption would otherwise swamp differences of a few microseconds. The
 //! request path (and, for gRPC, the client's connection tasks) runs on that
 //! thread; the batch processor's export thread and the gRPC server's thread
@@ -235,7 +235,9 @@ fn echo_server() -> (tokio::runtime::Runtime, u16) {
         .unwrap();
     let incoming = rt
         .block_on(async { TcpIncoming::bind("127.0.0.1:0".parse().unwrap()) })
-        .unwrap();
+        .unwrap()
+        // Without it each reply waits for a delayed ACK.
+        .with_nodelay(Some(true));
     let port = incoming.local_addr().unwrap().port();
     rt.spawn(
         tonic::transport::Server::builder()

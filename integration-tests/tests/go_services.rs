@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::serve::ListenerExt as _;
 use baton::grpc::client::GrpcClientLayer;
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::client::HttpClientMiddleware;
@@ -178,7 +179,10 @@ impl BatonServer {
 
     /// tonic's Health service behind `GrpcServerLayer`.
     fn grpc(provider: &SdkTracerProvider) -> Self {
-        let incoming = TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+        // Without it each reply waits for a delayed ACK.
+        let incoming = TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind")
+            .with_nodelay(Some(true));
         let addr = incoming.local_addr().expect("address");
         let seen = Record::default();
         let record = Arc::clone(&seen);
@@ -224,6 +228,10 @@ impl BatonServer {
             )
             .layer(HttpServerLayer::new().with_tracer_provider(provider));
         Self::spawn(addr, seen, |stopped| async move {
+            // Without it each response waits for a delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;

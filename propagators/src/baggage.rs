@@ -1,4 +1,4 @@
-//! W3C Baggage propagator (<https://www.w3.org/TR/baggage/>).
+//! W3C Baggage propagator (the W3C Baggage specification).
 //!
 //! Written here because `opentelemetry_sdk` 0.33's `BaggagePropagator` is not
 //! stable across hops: it does not re-encode `%` (`k=%252541` decays to `A`

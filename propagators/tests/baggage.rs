@@ -1,5 +1,5 @@
 //! W3C Baggage propagator tests, written from the specification
-//! (<https://www.w3.org/TR/baggage/>, section numbers as in the 2024 drafts).
+//! (the W3C Baggage specification, section numbers as in the 2024 drafts).
 
 // A panicking unwrap is how a test reports failure.
 #![allow(clippy::unwrap_used)]

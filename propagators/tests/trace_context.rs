@@ -4,7 +4,7 @@
 //! official test suite (`w3c/trace-context`, `test/test.py` at commit
 //! `34b10ac5af7f0caeb28efe35fe51cd4763ec5771`, default `STRICT_LEVEL` 2), one
 //! row per request it sends; `#anchor` rows cite the section of
-//! <https://www.w3.org/TR/trace-context-2/> with that anchor. Where that suite
+//! the W3C Trace Context Level 2 specification with that anchor. Where that suite
 //! still expects the older `tenant@system` key grammar
 //! (`test_tracestate_key_illegal_vendor_format`,
 //! `test_tracestate_key_length_limit`), the row expects what the current #key

@@ -191,7 +191,8 @@ pub fn enter_task(cx: Context) -> Result<(), NotInHookedTask> {
 }
 
 /// Task contexts, sharded: one global mutex costs several times more per
-/// spawn under contention (see `shared/TOKIO-HOOKS.md` for the figures).
+/// spawn under contention (measured on 2 cores: +330 to +450 ns per task,
+/// against +130 to +210 ns with 64 shards).
 struct TaskMap {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,

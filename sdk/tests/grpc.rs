@@ -118,7 +118,10 @@ impl Harness {
             .with_reader(PeriodicReader::builder(metrics.clone()).build())
             .build();
         let seen = Arc::new(Seen::default());
-        let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // Without it each reply waits for a delayed ACK.
+        let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
+            .unwrap()
+            .with_nodelay(Some(true));
         let addr = incoming.local_addr().unwrap();
         let (shutdown, signal) = oneshot::channel::<()>();
         let layer = GrpcServerLayer::new()

@@ -145,7 +145,7 @@ fn outcome(result: &Result<(StatusCode, String), String>, expected: StatusCode) 
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let telemetry = telemetry::init("shop-demo", EXPORT_INTERVAL);
+    let telemetry = telemetry::init(EXPORT_INTERVAL);
 
     let (inventory_listener, inventory_addr) = bind().await;
     let (orders_listener, orders_addr) = bind().await;
@@ -156,15 +156,32 @@ async fn main() -> ExitCode {
             .parse()
             .expect("a socket address makes a valid URL")
     };
-    start("inventory", inventory::serve(inventory_listener));
+    // Each service records to its own providers, so each is named by its
+    // own `service.name` in the trees and the RED tables.
+    start(
+        "inventory",
+        inventory::serve(inventory_listener, telemetry.providers("inventory")),
+    );
     start(
         "orders",
-        orders::serve(orders_listener, url(inventory_addr)),
+        orders::serve(
+            orders_listener,
+            url(inventory_addr),
+            telemetry.providers("orders"),
+        ),
     );
-    start("pricing", pricing::serve(pricing_listener));
+    start(
+        "pricing",
+        pricing::serve(pricing_listener, telemetry.providers("pricing")),
+    );
     start(
         "gateway",
-        gateway::serve(gateway_listener, url(orders_addr), url(pricing_addr)),
+        gateway::serve(
+            gateway_listener,
+            url(orders_addr),
+            url(pricing_addr),
+            telemetry.providers("gateway"),
+        ),
     );
 
     section("services");
@@ -180,6 +197,14 @@ async fn main() -> ExitCode {
         .build()
         .expect("an HTTP client without TLS builds");
     // All at once: each request keeps its own context however they interleave.
+    if std::env::var("WARM").is_ok() {
+        let _ = get(
+            &client,
+            format!("http://{gateway_addr}/checkout/widget"),
+            Some(&CHECKOUTS[0]),
+        )
+        .await;
+    }
     let requests: Vec<_> = CHECKOUTS
         .iter()
         .map(|c| {
@@ -190,6 +215,14 @@ async fn main() -> ExitCode {
         .collect();
     let mut results = Vec::new();
     for request in requests {
+        if std::env::var("SEQ").is_ok() {
+            let _ = get(
+                &client,
+                format!("http://{gateway_addr}/checkout/widget"),
+                Some(&CHECKOUTS[0]),
+            )
+            .await;
+        }
         results.push(request.await.unwrap_or_else(|e| Err(e.to_string())));
     }
     let health = get(&client, format!("http://{gateway_addr}/healthz"), None).await;
@@ -197,7 +230,7 @@ async fn main() -> ExitCode {
 
     section("traces (one tree per checkout; /healthz is filtered out)");
     telemetry.flush_traces();
-    section("RED metrics");
+    section("RED metrics (a table per service)");
     telemetry.flush_metrics();
 
     section("summary");

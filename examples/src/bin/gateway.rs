@@ -6,7 +6,7 @@
 //! `OTEL_SERVICE_NAME`), then `curl -H 'x-tenant: acme' localhost:8080/checkout/widget`.
 
 use baton_examples::{
-    DEFAULT_GATEWAY_ADDR, DEFAULT_ORDERS_ADDR, DEFAULT_PRICING_ADDR, gateway, listen,
+    DEFAULT_GATEWAY_ADDR, DEFAULT_ORDERS_ADDR, DEFAULT_PRICING_ADDR, Providers, gateway, listen,
     service_telemetry, url_from_env,
 };
 
@@ -17,7 +17,7 @@ async fn main() {
     let pricing = url_from_env("PRICING_URL", DEFAULT_PRICING_ADDR);
     let (listener, addr) = listen("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR).await;
     println!("gateway: HTTP on {addr}, orders at {orders}, pricing at {pricing}");
-    gateway::serve(listener, orders, pricing)
+    gateway::serve(listener, orders, pricing, Providers::global())
         .await
         .expect("gateway stopped");
 }

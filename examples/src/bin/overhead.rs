@@ -7,10 +7,10 @@
 //! up). A load generator, in the same process as the services, sends
 //! requests over 32 HTTP/1.1 connections. Four variants: everything
 //! uninstrumented, Baton's layers, `axum-tracing-opentelemetry` +
-//! `tonic-tracing-opentelemetry` (the stack the issue's figures were measured
-//! with), and minimal hand-written instrumentation on the `opentelemetry`
-//! 0.33 API (the issue's other reference point, in `overhead/manual.rs`),
-//! all instrumented ones exporting through the same pipeline.
+//! `tonic-tracing-opentelemetry` (the common `tracing`-based stack), and
+//! minimal hand-written instrumentation on the `opentelemetry` 0.33 API (in
+//! `overhead/manual.rs`), all instrumented ones exporting through the same
+//! pipeline.
 //!
 //! Each variant runs in a fresh process of its own (this binary, re-invoked
 //! with the variant as third argument): it warms up, then measures
@@ -77,7 +77,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-/// Concurrent connections, as in the issue's scenario.
+/// Concurrent connections, as a busy gateway has.
 const CONNECTIONS: usize = 32;
 /// Requests before measuring: connections, pools and allocator warm.
 const WARM_UP: u64 = 2_000;
@@ -200,7 +200,7 @@ enum Variant {
     /// Baton's layers: HTTP server, gRPC client and server, with RED metrics.
     Baton,
     /// `axum-tracing-opentelemetry` and `tonic-tracing-opentelemetry` (the
-    /// `tracing` + `tracing-opentelemetry` stack the issue measures), spans
+    /// `tracing` + `tracing-opentelemetry` stack), spans
     /// only, exported through the same pipeline as Baton's.
     TracingOtel,
     /// Hand-written layers on the `opentelemetry` API ([`manual`]), spans
@@ -688,7 +688,8 @@ impl Telemetry {
 /// Starts the Echo service and the gateway in front of it; returns the
 /// gateway's address.
 async fn start(variant: Variant, telemetry: Option<&Telemetry>) -> Result<SocketAddr, BoxError> {
-    let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into())?;
+    // Small request/response exchanges: no Nagle delay on either side.
+    let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into())?.with_nodelay(Some(true));
     let port = incoming.local_addr()?.port();
     let echo = EchoServer::new(UnaryEcho);
     let mut server = tonic::transport::Server::builder();

@@ -24,7 +24,7 @@ type Writer = Box<dyn Write + Send>;
 const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// The default writer and whether it should be colored: stdout, colored only
-/// when it is a terminal and `NO_COLOR` (<https://no-color.org>) is unset or empty.
+/// when it is a terminal and `NO_COLOR` is unset or empty.
 fn stdout_writer() -> (Writer, bool) {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let color = !no_color && std::io::stdout().is_terminal();

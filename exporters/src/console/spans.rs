@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{SpanId, TraceId};
@@ -13,7 +13,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use super::tree::{self, TreeOptions};
+use super::tree::{self, ServiceSpan, TreeOptions};
 use super::{Style, UNKNOWN_SERVICE, Writer, service_name, stdout_writer};
 
 /// Default width of the duration bar, in cells.
@@ -54,13 +54,26 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30);
 ///
 /// Output goes to stdout unless [`with_writer`](Self::with_writer) says
 /// otherwise; it is colored only on a terminal without `NO_COLOR`.
+///
+/// Several services in one process, each with its own tracer provider and
+/// `service.name`, can draw into the same trees: give each provider an
+/// exporter from [`share`](Self::share), and each line names the service of
+/// its own span.
 pub struct ConsoleSpanExporter {
-    state: Mutex<State>,
-    service: String,
+    shared: Arc<Shared>,
+    service: Arc<str>,
     options: TreeOptions,
     max_buffered: usize,
     max_age: Duration,
     shut_down: AtomicBool,
+}
+
+/// What the exporters made by [`ConsoleSpanExporter::share`] have in common.
+struct Shared {
+    state: Mutex<State>,
+    /// Exporters neither shut down nor dropped: the last one to go draws
+    /// what still waits, as no other can bring its root any more.
+    open: AtomicUsize,
 }
 
 /// What export calls change.
@@ -77,7 +90,7 @@ struct State {
 /// Spans of one trace waiting for their local root.
 struct Pending {
     first_arrival: Instant,
-    spans: Vec<SpanData>,
+    spans: Vec<ServiceSpan>,
 }
 
 impl ConsoleSpanExporter {
@@ -86,14 +99,17 @@ impl ConsoleSpanExporter {
     pub fn new() -> Self {
         let (writer, color) = stdout_writer();
         Self {
-            state: Mutex::new(State {
-                writer,
-                pending: HashMap::new(),
-                buffered: 0,
-                dropped: 0,
-                reported: 0,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    writer,
+                    pending: HashMap::new(),
+                    buffered: 0,
+                    dropped: 0,
+                    reported: 0,
+                }),
+                open: AtomicUsize::new(1),
             }),
-            service: UNKNOWN_SERVICE.to_owned(),
+            service: UNKNOWN_SERVICE.into(),
             options: TreeOptions {
                 bar_width: DEFAULT_BAR_WIDTH,
                 max_lines: DEFAULT_MAX_LINES,
@@ -108,7 +124,7 @@ impl ConsoleSpanExporter {
     /// Writes to `writer` instead of stdout, uncolored unless
     /// [`with_color`](Self::with_color) is called afterwards.
     pub fn with_writer(mut self, writer: impl Write + Send + 'static) -> Self {
-        self.state_mut().writer = Box::new(writer);
+        self.lock().writer = Box::new(writer);
         self.options.style.color = false;
         self
     }
@@ -146,6 +162,28 @@ impl ConsoleSpanExporter {
         self
     }
 
+    /// Another exporter drawing into the same trees: both buffer spans
+    /// together, so a trace recorded by several providers (one per service
+    /// in one process) is drawn whole once its root arrives through either,
+    /// and each line shows the `service.name` of the provider that recorded
+    /// the span. It starts with this exporter's options; the writer, the
+    /// buffer and its bound are shared.
+    ///
+    /// Shutting one down stops only that one; the last to shut down draws
+    /// whatever still waits for its root. [`force_flush`](SpanExporter::force_flush)
+    /// on any of them draws every waiting trace.
+    pub fn share(&self) -> Self {
+        self.shared.open.fetch_add(1, Ordering::AcqRel);
+        Self {
+            shared: Arc::clone(&self.shared),
+            service: Arc::clone(&self.service),
+            options: self.options,
+            max_buffered: self.max_buffered,
+            max_age: self.max_age,
+            shut_down: AtomicBool::new(false),
+        }
+    }
+
     /// How many spans were dropped because the buffer was full.
     pub fn dropped_spans(&self) -> u64 {
         self.lock().dropped
@@ -153,11 +191,16 @@ impl ConsoleSpanExporter {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while writing leaves the buffer consistent; keep going.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn state_mut(&mut self) -> &mut State {
-        self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
+    /// Marks this exporter closed, once; true when it was the last open one.
+    fn close(&self) -> bool {
+        !self.shut_down.swap(true, Ordering::AcqRel)
+            && self.shared.open.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     /// Buffers `batch`, draws the traces whose roots arrived, then expires
@@ -172,7 +215,11 @@ impl ConsoleSpanExporter {
 
         let mut roots = Vec::new();
         for span in batch {
-            if is_local_root(&span) {
+            let span = ServiceSpan {
+                service: Arc::clone(&self.service),
+                span,
+            };
+            if is_local_root(&span.span) {
                 roots.push(span);
             } else {
                 state.buffer(span, now);
@@ -180,15 +227,8 @@ impl ConsoleSpanExporter {
         }
         // Children first, so a root sees children exported in the same batch.
         for root in roots {
-            let descendants = state.take_descendants(&root);
-            tree::render(
-                &mut out,
-                &self.service,
-                &root,
-                &descendants,
-                false,
-                &self.options,
-            );
+            let descendants = state.take_descendants(&root.span);
+            tree::render(&mut out, &root, &descendants, false, &self.options);
         }
 
         let max_age = self.max_age;
@@ -210,19 +250,22 @@ impl ConsoleSpanExporter {
 
     /// Draws spans whose root never arrived: each span whose parent is
     /// missing heads its own incomplete tree.
-    fn render_incomplete(&self, out: &mut String, mut spans: Vec<SpanData>) {
-        spans.sort_by_key(|s| s.start_time);
+    fn render_incomplete(&self, out: &mut String, mut spans: Vec<ServiceSpan>) {
+        spans.sort_by_key(|s| s.span.start_time);
         while !spans.is_empty() {
-            let ids: HashSet<SpanId> = spans.iter().map(|s| s.span_context.span_id()).collect();
+            let ids: HashSet<SpanId> = spans
+                .iter()
+                .map(|s| s.span.span_context.span_id())
+                .collect();
             // Falling back to the first span breaks parent cycles in odd data.
             let head = spans
                 .iter()
-                .position(|s| !ids.contains(&s.parent_span_id))
+                .position(|s| !ids.contains(&s.span.parent_span_id))
                 .unwrap_or(0);
             let head = spans.swap_remove(head);
-            let descendants = take_subtree(&mut spans, head.span_context.span_id());
-            tree::render(out, &self.service, &head, &descendants, true, &self.options);
-            spans.sort_by_key(|s| s.start_time);
+            let descendants = take_subtree(&mut spans, head.span.span_context.span_id());
+            tree::render(out, &head, &descendants, true, &self.options);
+            spans.sort_by_key(|s| s.span.start_time);
         }
     }
 
@@ -241,8 +284,8 @@ impl ConsoleSpanExporter {
 }
 
 impl State {
-    fn buffer(&mut self, span: SpanData, now: Instant) {
-        let trace_id = span.span_context.trace_id();
+    fn buffer(&mut self, span: ServiceSpan, now: Instant) {
+        let trace_id = span.span.span_context.trace_id();
         self.pending
             .entry(trace_id)
             .or_insert_with(|| Pending {
@@ -255,7 +298,7 @@ impl State {
     }
 
     /// Removes and returns the buffered spans below `root`.
-    fn take_descendants(&mut self, root: &SpanData) -> Vec<SpanData> {
+    fn take_descendants(&mut self, root: &SpanData) -> Vec<ServiceSpan> {
         let trace_id = root.span_context.trace_id();
         let Some(pending) = self.pending.get_mut(&trace_id) else {
             return Vec::new();
@@ -269,7 +312,7 @@ impl State {
     }
 
     /// Removes and returns every buffered span of trace `id`.
-    fn take_trace(&mut self, id: &TraceId) -> Vec<SpanData> {
+    fn take_trace(&mut self, id: &TraceId) -> Vec<ServiceSpan> {
         let spans = self.pending.remove(id).map(|p| p.spans).unwrap_or_default();
         self.buffered -= spans.len();
         spans
@@ -321,9 +364,9 @@ fn is_local_root(span: &SpanData) -> bool {
 }
 
 /// Removes from `spans` and returns the descendants of span `root`.
-fn take_subtree(spans: &mut Vec<SpanData>, root: SpanId) -> Vec<SpanData> {
+fn take_subtree(spans: &mut Vec<ServiceSpan>, root: SpanId) -> Vec<ServiceSpan> {
     let mut children: HashMap<SpanId, Vec<SpanId>> = HashMap::new();
-    for span in spans.iter() {
+    for ServiceSpan { span, .. } in spans.iter() {
         children
             .entry(span.parent_span_id)
             .or_default()
@@ -341,9 +384,17 @@ fn take_subtree(spans: &mut Vec<SpanData>, root: SpanId) -> Vec<SpanData> {
     }
     let (taken, kept) = std::mem::take(spans)
         .into_iter()
-        .partition(|s| members.contains(&s.span_context.span_id()));
+        .partition(|s| members.contains(&s.span.span_context.span_id()));
     *spans = kept;
     taken
+}
+
+impl Drop for ConsoleSpanExporter {
+    fn drop(&mut self) {
+        // Dropped without a shutdown: the others must not wait for this one
+        // (and, as when unshared, what waits is not drawn).
+        self.close();
+    }
 }
 
 impl Default for ConsoleSpanExporter {
@@ -373,9 +424,12 @@ impl SpanExporter for ConsoleSpanExporter {
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        let result = self.flush_pending();
-        self.shut_down.store(true, Ordering::Release);
-        result
+        // While another exporter is open it may still bring the roots.
+        if self.close() {
+            self.flush_pending()
+        } else {
+            Ok(())
+        }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -383,6 +437,6 @@ impl SpanExporter for ConsoleSpanExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.service = service_name(resource);
+        self.service = service_name(resource).into();
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{SpanId, SpanKind, Status};
@@ -51,51 +52,74 @@ pub(super) struct TreeOptions {
     pub(super) style: Style,
 }
 
-/// Appends the tree of `root` and its `descendants` to `out`.
+/// A span and the `service.name` of the provider that recorded it.
+#[derive(Debug)]
+pub(super) struct ServiceSpan {
+    pub(super) service: Arc<str>,
+    pub(super) span: SpanData,
+}
+
+/// Appends the tree of `root` and its `descendants` to `out`, each line
+/// naming the service of its span.
 ///
 /// `incomplete` marks a tree whose root has a local parent that never
 /// arrived, so the reader knows the trace is partial.
 pub(super) fn render(
     out: &mut String,
-    service: &str,
-    root: &SpanData,
-    descendants: &[SpanData],
+    root: &ServiceSpan,
+    descendants: &[ServiceSpan],
     incomplete: bool,
     opts: &TreeOptions,
 ) {
-    let mut children: HashMap<SpanId, Vec<&SpanData>> = HashMap::new();
-    for span in descendants {
-        children.entry(span.parent_span_id).or_default().push(span);
+    let mut children: HashMap<SpanId, Vec<&ServiceSpan>> = HashMap::new();
+    for s in descendants {
+        children.entry(s.span.parent_span_id).or_default().push(s);
     }
     for siblings in children.values_mut() {
-        siblings.sort_by(|a, b| (a.start_time, &a.name).cmp(&(b.start_time, &b.name)));
+        siblings.sort_by(|a, b| {
+            (a.span.start_time, &a.span.name).cmp(&(b.span.start_time, &b.span.name))
+        });
     }
     // The window starts at the root; it ends at the latest end so a child
     // outliving its parent still fits inside the bar.
-    let window_start = root.start_time;
+    let window_start = root.span.start_time;
     let window_end = descendants
         .iter()
-        .map(|s| s.end_time)
-        .fold(root.end_time, SystemTime::max);
+        .map(|s| s.span.end_time)
+        .fold(root.span.end_time, SystemTime::max);
     let window = window_end.duration_since(window_start).unwrap_or_default();
     let total = descendants.len() + 1;
+    // One width for the service column, so names line up across services.
+    let service_width = std::iter::once(root)
+        .chain(descendants)
+        .map(|s| s.service.chars().count())
+        .max()
+        .unwrap_or(0);
 
-    write_header(out, service, root, total, incomplete, opts.style);
+    write_header(
+        out,
+        &root.service,
+        &root.span,
+        total,
+        incomplete,
+        opts.style,
+    );
     let mut shown = 0;
     let mut visited = HashSet::new();
     // Depth-first with an explicit stack: a deep trace must not overflow ours.
     let mut stack = vec![(root, 0usize)];
-    while let Some((span, depth)) = stack.pop() {
+    while let Some((s, depth)) = stack.pop() {
         // Duplicate span ids in odd data would otherwise be drawn twice or loop.
-        if !visited.insert(span.span_context.span_id()) {
+        if !visited.insert(s.span.span_context.span_id()) {
             continue;
         }
         if shown == opts.max_lines {
             break;
         }
-        write_line(out, service, span, depth, window_start, window, opts);
+        let service = format!("{:service_width$}", s.service);
+        write_line(out, &service, &s.span, depth, window_start, window, opts);
         shown += 1;
-        if let Some(kids) = children.get(&span.span_context.span_id()) {
+        if let Some(kids) = children.get(&s.span.span_context.span_id()) {
             stack.extend(kids.iter().rev().map(|kid| (*kid, depth + 1)));
         }
     }

@@ -80,7 +80,8 @@ function describe(req) {
   }
 }
 
-const server = http.createServer((req, res) => {
+// No Nagle delay on small responses (explicit, whatever the Node default).
+const server = http.createServer({ noDelay: true }, (req, res) => {
   // Drain the body (if any) before answering so keep-alive stays clean.
   req.resume();
   req.on('end', () => {

@@ -63,6 +63,10 @@ def app(environ, start_response):
 
 
 class QuietHandler(WSGIRequestHandler):
+    # Headers and body go out in separate writes: without TCP_NODELAY the
+    # body would wait for the client's delayed ACK.
+    disable_nagle_algorithm = True
+
     # Access logs would only clutter the Rust test's output.
     def log_message(self, format, *args):  # noqa: A002
         pass

@@ -24,6 +24,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use baton::grpc::client::{GrpcClient, GrpcClientLayer};
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::client::HttpClientMiddleware;
@@ -454,6 +455,10 @@ impl Server {
         let addr = listener.local_addr().expect("address");
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Without it each response waits for a delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stop.await;
@@ -469,7 +474,10 @@ impl Server {
     }
 
     fn grpc(layer: GrpcServerLayer, orders: Orders) -> Self {
-        let incoming = TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+        // Without it each reply waits for a delayed ACK.
+        let incoming = TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind")
+            .with_nodelay(Some(true));
         let addr = incoming.local_addr().expect("address");
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

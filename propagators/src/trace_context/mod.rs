@@ -1,4 +1,4 @@
-//! W3C Trace Context Level 2 (<https://www.w3.org/TR/trace-context-2/>):
+//! W3C Trace Context Level 2 (the W3C specification of that name):
 //! the `traceparent` and `tracestate` headers.
 //!
 //! Replaces `opentelemetry_sdk::propagation::TraceContextPropagator`, which

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
@@ -149,6 +150,10 @@ impl Server {
         let addr = listener.local_addr().expect("address");
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Without it each response waits for a delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stop.await;

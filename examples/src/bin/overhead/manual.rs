@@ -1,6 +1,6 @@
 //! The `opentelemetry-manual` variant: the minimal instrumentation a user
 //! would write by hand on the `opentelemetry` 0.33 API and `opentelemetry_sdk`
-//! (the reference point). Spans only: no metrics, request id or
+//! (the usual reference point). Spans only: no metrics, request id or
 //! baggage, and no error status; three spans per request like the others.
 //! Propagation is `opentelemetry_sdk`'s W3C Trace Context, over
 //! `baton_propagators`' header carriers (the injector marks `traceparent`

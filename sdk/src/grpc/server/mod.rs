@@ -14,6 +14,10 @@
 //!     .await
 //! # }
 //! ```
+//!
+//! `serve` sets `TCP_NODELAY` on accepted connections; `serve_with_incoming`
+//! does not, so ask for it there, or each reply can wait about 40 ms for a
+//! delayed ACK: `TcpIncoming::from(listener).with_nodelay(Some(true))`.
 
 mod layer;
 
