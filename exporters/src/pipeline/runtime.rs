@@ -8,7 +8,6 @@
 //! such wrapper: Baton's batch processors export on their own runtime.)
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -22,7 +21,8 @@ use super::stats::PipelineStats;
 /// An exporter together with the runtime its futures run on.
 #[derive(Debug)]
 pub(crate) struct OwnRuntime<E> {
-    runtime: Arc<Runtime>,
+    /// Always `Some` until dropped.
+    runtime: Option<Runtime>,
     inner: E,
     stats: PipelineStats,
 }
@@ -31,9 +31,21 @@ impl<E> OwnRuntime<E> {
     /// Wraps `inner`, built in `runtime`'s context.
     pub(crate) fn new(runtime: Runtime, inner: E, stats: PipelineStats) -> Self {
         Self {
-            runtime: Arc::new(runtime),
+            runtime: Some(runtime),
             inner,
             stats,
+        }
+    }
+}
+
+impl<E> Drop for OwnRuntime<E> {
+    fn drop(&mut self) {
+        // The last meter or instrument of a provider may be dropped inside
+        // the application's runtime (a snapshot replaced after a second
+        // setup, say), where a runtime may not be dropped by blocking.
+        // Nothing runs on this one between exports: no need to wait.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -43,12 +55,15 @@ impl<E: Sync> OwnRuntime<E> {
     /// itself inside a tokio runtime may not block on another one, so from
     /// there the work moves to a short-lived scoped thread.
     fn run<F: Future<Output = OTelSdkResult> + Send>(&self, future: F) -> OTelSdkResult {
+        let Some(runtime) = &self.runtime else {
+            return Err(OTelSdkError::AlreadyShutdown);
+        };
         if tokio::runtime::Handle::try_current().is_err() {
-            return self.runtime.block_on(future);
+            return runtime.block_on(future);
         }
         std::thread::scope(|scope| {
             scope
-                .spawn(|| self.runtime.block_on(future))
+                .spawn(|| runtime.block_on(future))
                 .join()
                 .unwrap_or_else(|_| {
                     Err(OTelSdkError::InternalFailure(
