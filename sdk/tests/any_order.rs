@@ -28,7 +28,6 @@ use baton::grpc::server::GrpcServerLayer;
 use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
 use baton_testkit::{EchoClient, EchoRequest, EchoServer, UnaryEcho};
-use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use reqwest_middleware::ClientWithMiddleware;
 use rotel::Rotel;
