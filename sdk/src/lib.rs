@@ -128,6 +128,11 @@ pub mod request_id;
 pub mod runtime;
 pub mod trace;
 
+// Every Rust block of README.md compiles (and runs, unless `no_run`).
+#[cfg(all(doctest, feature = "http", feature = "grpc", feature = "export"))]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 pub use baton_propagators as propagators;
 pub use context::{EnterGuard, current, enter, leaked_guards, run_sync, with_current};
 pub use future::{InContext, Run, run};
