@@ -133,14 +133,23 @@ impl Telemetry {
 #[derive(Clone, Copy)]
 enum Variant {
     Uninstrumented,
+    /// Baton's layers given the providers.
     Baton,
+    /// Baton's layers built with `new()`, the providers set through
+    /// `baton::global` (what `baton::init()` does): looked up per request.
+    BatonGlobal,
+    /// The same, the providers set straight on `opentelemetry::global`:
+    /// followed through OpenTelemetry's own global path.
+    BatonOpenTelemetryGlobal,
     TracingOtel,
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [
+    const ALL: [Variant; 5] = [
         Variant::Uninstrumented,
         Variant::Baton,
+        Variant::BatonGlobal,
+        Variant::BatonOpenTelemetryGlobal,
         Variant::TracingOtel,
     ];
 
@@ -148,7 +157,24 @@ impl Variant {
         match self {
             Variant::Uninstrumented => "uninstrumented",
             Variant::Baton => "baton",
+            Variant::BatonGlobal => "baton-global",
+            Variant::BatonOpenTelemetryGlobal => "baton-opentelemetry-global",
             Variant::TracingOtel => "tracing-opentelemetry",
+        }
+    }
+
+    /// Installs the providers where this variant's layers look them up.
+    fn install(self, telemetry: &Telemetry) {
+        match self {
+            Variant::BatonGlobal => {
+                baton::global::set_tracer_provider(telemetry.tracer_provider.clone());
+                baton::global::set_meter_provider(telemetry.meter_provider.clone());
+            }
+            Variant::BatonOpenTelemetryGlobal => {
+                opentelemetry::global::set_tracer_provider(telemetry.tracer_provider.clone());
+                opentelemetry::global::set_meter_provider(telemetry.meter_provider.clone());
+            }
+            Variant::Uninstrumented | Variant::Baton | Variant::TracingOtel => {}
         }
     }
 
@@ -157,7 +183,10 @@ impl Variant {
     fn run<R>(self, telemetry: &Telemetry, iters: u64, body: impl FnOnce() -> R) -> R {
         let dispatch = match self {
             Variant::TracingOtel => telemetry.subscriber.clone(),
-            Variant::Uninstrumented | Variant::Baton => Dispatch::none(),
+            Variant::Uninstrumented
+            | Variant::Baton
+            | Variant::BatonGlobal
+            | Variant::BatonOpenTelemetryGlobal => Dispatch::none(),
         };
         if !matches!(self, Variant::Uninstrumented) {
             telemetry.ended.fetch_add(iters, Ordering::Relaxed);
@@ -184,6 +213,9 @@ fn http_router(variant: Variant, telemetry: &Telemetry) -> Router {
                 .with_tracer_provider(&telemetry.tracer_provider)
                 .with_meter_provider(&telemetry.meter_provider),
         ),
+        Variant::BatonGlobal | Variant::BatonOpenTelemetryGlobal => {
+            router.layer(HttpServerLayer::new())
+        }
         // The order of the crate's README: the response layer inside.
         Variant::TracingOtel => router
             .layer(OtelInResponseLayer)
@@ -207,6 +239,7 @@ fn http_server(c: &mut Criterion, telemetry: &Telemetry) {
     let mut group = c.benchmark_group("http_server");
     for variant in Variant::ALL {
         let router = http_router(variant, telemetry);
+        variant.install(telemetry);
         group.bench_function(variant.name(), |b| {
             b.iter_custom(|iters| {
                 variant.run(telemetry, iters, || {

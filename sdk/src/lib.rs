@@ -72,17 +72,22 @@
 //! [`run`]) for the whole handler, so everything above works inside:
 //!
 //! - `http::server::HttpServerLayer`: axum / tower HTTP servers (SERVER span
-//!   `{method} {route}`, request id, health-check filter, public endpoints);
-//! - `http::client::HttpClientMiddleware`: reqwest (CLIENT span, injection,
-//!   baggage only to allowed hosts);
+//!   `{method} {route}`, request id);
+//! - `http::client::HttpClientMiddleware`: reqwest (CLIENT span, injection);
 //! - `grpc::server::GrpcServerLayer`, `grpc::client::GrpcClientLayer`,
 //!   `grpc::interceptor::InjectInterceptor`: tonic;
 //! - `logs::CorrelationLayer` and `logs::otel_layer`: `trace_id`, `span_id`,
 //!   `request_id` and chosen baggage keys on every log line; `tracing` spans
 //!   as children of the current OpenTelemetry span.
 //!
-//! All record RED metrics with the OpenTelemetry semantic conventions 1.42.0
-//! names, units and seconds buckets ([`metrics::DURATION_BOUNDARIES`]).
+//! The four middlewares take one option set (`instrumentation`: providers,
+//! propagator, filter, span names, server address, public endpoints, a
+//! baggage policy sending baggage to internal destinations only by
+//! default), and find the [`global`] providers and propagator per request,
+//! so they can be built before [`init`] runs. All record RED metrics with
+//! the OpenTelemetry semantic conventions 1.42.0 names, units and seconds
+//! buckets ([`metrics::DURATION_BOUNDARIES`]). Handlers read their span and
+//! their caller's through [`trace`].
 //!
 //! # Configuration
 //!

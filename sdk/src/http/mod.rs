@@ -2,13 +2,15 @@
 //! reqwest [client middleware](client).
 //!
 //! Both carry Baton's context across the hop (extracting and injecting with
-//! the [configured propagator](crate::propagation)) and record one span and
+//! the [global](crate::global) propagator, or their own) and record one span and
 //! the RED metrics per request, following the OpenTelemetry semantic
 //! conventions 1.42.0 for HTTP (the version `opentelemetry-semantic-conventions`
 //! 0.33.1 tracks).
 //!
-//! Telemetry goes to the global tracer and meter providers as they are when
-//! the layer or middleware is built, or to providers given explicitly.
+//! Telemetry goes to the [global](crate::global) tracer and meter
+//! providers as they are at each request, or to providers given explicitly:
+//! both take the [options every Baton middleware
+//! takes](crate::instrumentation).
 
 pub mod client;
 pub mod server;

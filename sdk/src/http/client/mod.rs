@@ -1,5 +1,5 @@
 //! A reqwest middleware for HTTP clients: a CLIENT span per request, trace
-//! context (and, to allowed hosts, baggage) injected into the outgoing
+//! context (and, where the baggage policy allows, baggage) injected into the outgoing
 //! headers, and RED metrics.
 //!
 //! Per request, following the HTTP semantic conventions 1.42.0:
