@@ -274,7 +274,7 @@ fn echo_server() -> (tokio::runtime::Runtime, u16) {
     let port = incoming.local_addr().unwrap().port();
     rt.spawn(
         tonic::transport::Server::builder()
-            .add_service(EchoServer::new(UnaryEcho))
+            .add_service(EchoServer::new(UnaryEcho::default()))
             .serve_with_incoming(incoming),
     );
     (rt, port)

@@ -76,7 +76,7 @@ async fn build_stack_before_setup() -> Stack {
     tokio::spawn(
         Server::builder()
             .layer(GrpcServerLayer::new())
-            .add_service(EchoServer::new(UnaryEcho))
+            .add_service(EchoServer::new(UnaryEcho::default()))
             .serve_with_incoming(incoming),
     );
     // The channel stack, with the gRPC client layer.

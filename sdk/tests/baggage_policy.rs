@@ -16,7 +16,7 @@ use baton::grpc::client::GrpcClientLayer;
 use baton::grpc::interceptor::InjectInterceptor;
 use baton::http::client::HttpClientMiddleware;
 use baton::instrumentation::BaggagePolicy;
-use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
+use baton_testkit::{EchoClient, EchoRequest, EchoServer, Unary};
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tonic::transport::{Endpoint, Server};
@@ -108,45 +108,16 @@ async fn over_http(proxy: SocketAddr, host: &str, policy: &BaggagePolicy) -> (bo
     (traced == "true", baggage.to_owned())
 }
 
-/// Answers `Unary` with `"{traced} {baggage}"` as it received them.
-struct Headers;
-
-#[tonic::async_trait]
-impl Echo for Headers {
-    async fn unary(
-        &self,
-        request: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        let (traced, baggage) = seen(request.metadata().as_ref());
-        Ok(tonic::Response::new(EchoReply {
-            message: format!("{traced} {}", baggage.unwrap_or_default()),
-        }))
-    }
-
-    type StreamStream = tonic::codegen::BoxStream<EchoReply>;
-
-    async fn stream(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented("unary only"))
-    }
-
-    async fn fail(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Err(tonic::Status::unimplemented("unary only"))
-    }
-}
-
 async fn grpc_server() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(
         Server::builder()
-            .add_service(EchoServer::new(Headers))
+            .add_service(EchoServer::new(Unary(|request: &tonic::Request<_>| {
+                let (traced, baggage) = seen(request.metadata().as_ref());
+                format!("{traced} {}", baggage.unwrap_or_default())
+            })))
             .serve_with_incoming(incoming),
     );
     addr

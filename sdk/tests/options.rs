@@ -13,7 +13,7 @@ use baton::grpc::server::GrpcServerLayer;
 use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
 use baton::trace::SpanContext;
-use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
+use baton_testkit::{EchoClient, EchoRequest, EchoServer, Unary};
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -47,6 +47,15 @@ impl Spans {
         assert_eq!(spans.len(), 1, "{kind:?}: {spans:#?}");
         spans.remove(0)
     }
+}
+
+/// `{trace id}-{span id}` of `span`, as the handler shows its own.
+fn ids(span: &SpanData) -> String {
+    format!(
+        "{}-{}",
+        span.span_context.trace_id(),
+        span.span_context.span_id()
+    )
 }
 
 fn attr(span: &SpanData, key: &str) -> Option<Value> {
@@ -99,11 +108,7 @@ async fn an_http_handler_sees_its_remote_parent_and_its_span() {
     let addr = http_server(HttpServerLayer::new().with_tracer_provider(&spans.provider)).await;
     let seen = get_text(addr, "/seen").await;
     let server = spans.one(&SpanKind::Server);
-    let own = format!(
-        "{}-{}",
-        server.span_context.trace_id(),
-        server.span_context.span_id()
-    );
+    let own = ids(&server);
     assert_eq!(
         seen,
         format!("0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331 {own} acme")
@@ -180,37 +185,6 @@ async fn http_filter_span_name_and_server_address_apply() {
     assert_eq!(client.name, "GET /seen");
 }
 
-/// Answers `Unary` with what the handler saw.
-struct Seen;
-
-#[tonic::async_trait]
-impl Echo for Seen {
-    async fn unary(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Ok(tonic::Response::new(EchoReply {
-            message: seen_by_handler(),
-        }))
-    }
-
-    type StreamStream = tonic::codegen::BoxStream<EchoReply>;
-
-    async fn stream(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented("unary only"))
-    }
-
-    async fn fail(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Err(tonic::Status::unimplemented("unary only"))
-    }
-}
-
 async fn grpc_server(layer: GrpcServerLayer) -> Endpoint {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -220,7 +194,7 @@ async fn grpc_server(layer: GrpcServerLayer) -> Endpoint {
         Server::builder()
             .layer(layer)
             .add_service(health)
-            .add_service(EchoServer::new(Seen))
+            .add_service(EchoServer::new(Unary(|_: &_| seen_by_handler())))
             .serve_with_incoming(incoming),
     );
     Endpoint::from_shared(format!("http://{addr}")).unwrap()
@@ -258,11 +232,7 @@ async fn a_grpc_handler_sees_its_remote_parent_and_health_checks_can_be_left_out
         server.name, "baton.test.Echo/Unary",
         "the health check left out"
     );
-    let own = format!(
-        "{}-{}",
-        server.span_context.trace_id(),
-        server.span_context.span_id()
-    );
+    let own = ids(&server);
     assert_eq!(
         seen,
         format!("0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331 {own} acme")

@@ -17,17 +17,31 @@ pub use tonic_prost::ProstCodec;
 
 /// An `Echo` server that answers `Unary` with the request's message and
 /// refuses the other calls: the minimal peer for overhead measurements.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UnaryEcho;
+pub type UnaryEcho = Unary<fn(&tonic::Request<EchoRequest>) -> String>;
+
+impl Default for UnaryEcho {
+    fn default() -> Self {
+        Unary(|request| request.get_ref().message.clone())
+    }
+}
+
+/// An `Echo` server that answers `Unary` with what its function makes of
+/// the request (its metadata, what the handler's context holds...) and
+/// refuses the other calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Unary<F>(pub F);
 
 #[tonic::async_trait]
-impl Echo for UnaryEcho {
+impl<F> Echo for Unary<F>
+where
+    F: Fn(&tonic::Request<EchoRequest>) -> String + Send + Sync + 'static,
+{
     async fn unary(
         &self,
         request: tonic::Request<EchoRequest>,
     ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
         Ok(tonic::Response::new(EchoReply {
-            message: request.into_inner().message,
+            message: (self.0)(&request),
         }))
     }
 

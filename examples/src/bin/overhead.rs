@@ -691,7 +691,7 @@ async fn start(variant: Variant, telemetry: Option<&Telemetry>) -> Result<Socket
     // Small request/response exchanges: no Nagle delay on either side.
     let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into())?.with_nodelay(Some(true));
     let port = incoming.local_addr()?.port();
-    let echo = EchoServer::new(UnaryEcho);
+    let echo = EchoServer::new(UnaryEcho::default());
     let mut server = tonic::transport::Server::builder();
     match (variant, telemetry) {
         (Variant::Baton, Some(t)) => tokio::spawn(

@@ -68,6 +68,18 @@ pub(crate) struct Addresses(Arc<RwLock<HashMap<Box<str>, Address, RandomState>>>
 const ADDRESSES: usize = 16;
 
 impl Addresses {
+    /// `configured`, else the address of `uri`.
+    pub(crate) fn or_seen<'a>(
+        &self,
+        configured: Option<&'a Address>,
+        uri: &http::Uri,
+    ) -> Option<Cow<'a, Address>> {
+        match configured {
+            Some(address) => Some(Cow::Borrowed(address)),
+            None => self.of(uri).map(Cow::Owned),
+        }
+    }
+
     /// The `server.address` and `server.port` of `uri`, if it has an authority.
     pub(crate) fn of(&self, uri: &http::Uri) -> Option<Address> {
         let authority = uri.authority()?.as_str();

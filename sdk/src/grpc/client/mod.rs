@@ -60,14 +60,10 @@ where
         let options = &layer.options;
         // The destination the layer was made for comes first, an absolute
         // URI second.
-        let seen;
-        let server = match &options.server {
-            Some(server) => Some(server),
-            None => {
-                seen = layer.addresses.of(request.uri());
-                seen.as_ref()
-            }
-        };
+        let server = layer
+            .addresses
+            .or_seen(options.server.as_ref(), request.uri());
+        let server = server.as_deref();
         // Unknown destinations get no baggage.
         let with_baggage = server.is_some_and(|server| options.baggage.allows(server.host()));
         let (cx, call) = options.with(|resolved| {

@@ -83,14 +83,10 @@ where
             } else {
                 (&incoming, &incoming)
             };
-            let seen;
-            let server = match &options.server {
-                Some(server) => Some(server),
-                None => {
-                    seen = layer.addresses.of(request.uri());
-                    seen.as_ref()
-                }
-            };
+            let server = layer
+                .addresses
+                .or_seen(options.server.as_ref(), request.uri());
+            let server = server.as_deref();
             let link = remote.clone().filter(|_| options.public);
             let call = call::start(
                 Side::Server,
