@@ -68,4 +68,4 @@ mod console;
 pub mod pipeline;
 
 pub use config::Config;
-pub use console::{ConsoleMetricExporter, ConsoleSpanExporter};
+pub use console::{ConsoleMetricExporter, ConsoleSpanExporter, KEY_ATTRIBUTES, plain_trees};

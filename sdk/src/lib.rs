@@ -97,6 +97,7 @@
 //! | `grpc` | yes | `grpc` module: tonic server and client layers, injecting interceptor |
 //! | `logs` | yes | `logs` module: log correlation, `tracing` ↔ OpenTelemetry bridging |
 //! | `export` | yes | [`init`]: one-call setup from the `OTEL_*` variables, OTLP or console export (`baton-exporters`) |
+//! | `testing` | no | `testing`: capture the spans, metric points and log records one test's code produced, and assert on them (for dev-dependencies) |
 //!
 //! One `--cfg` flag, since it needs tokio's unstable API:
 //!
@@ -131,6 +132,8 @@ pub mod metrics;
 pub mod request_id;
 #[cfg(tokio_unstable)]
 pub mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trace;
 
 // Every Rust block of README.md compiles (and runs, unless `no_run`).
@@ -150,6 +153,11 @@ pub use opentelemetry;
 pub use opentelemetry::Context;
 /// The OpenTelemetry SDK Baton's middleware and setup use (providers,
 /// exporters, samplers), at the version they use.
-#[cfg(any(feature = "http", feature = "grpc", feature = "export"))]
+#[cfg(any(
+    feature = "http",
+    feature = "grpc",
+    feature = "export",
+    feature = "testing"
+))]
 pub use opentelemetry_sdk;
 pub use task::{Snapshot, bind, snapshot, spawn, spawn_blocking, spawn_thread};

@@ -15,7 +15,8 @@ use opentelemetry::Key;
 use opentelemetry_sdk::Resource;
 
 pub use red::ConsoleMetricExporter;
-pub use spans::ConsoleSpanExporter;
+pub use spans::{ConsoleSpanExporter, plain_trees};
+pub use tree::KEY_ATTRIBUTES;
 
 /// The destination of console output: stdout by default, any writer in tests.
 type Writer = Box<dyn Write + Send>;

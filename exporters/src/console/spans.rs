@@ -62,7 +62,7 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30);
 pub struct ConsoleSpanExporter {
     shared: Arc<Shared>,
     service: Arc<str>,
-    options: TreeOptions,
+    options: TreeOptions<'static>,
     max_buffered: usize,
     max_age: Duration,
     shut_down: AtomicBool,
@@ -114,6 +114,8 @@ impl ConsoleSpanExporter {
                 bar_width: DEFAULT_BAR_WIDTH,
                 max_lines: DEFAULT_MAX_LINES,
                 style: Style { color },
+                keys: tree::KEY_ATTRIBUTES,
+                timings: true,
             },
             max_buffered: DEFAULT_MAX_BUFFERED,
             max_age: DEFAULT_MAX_AGE,
@@ -240,33 +242,12 @@ impl ConsoleSpanExporter {
             .collect();
         for id in expired {
             let spans = state.take_trace(&id);
-            self.render_incomplete(&mut out, spans);
+            render_incomplete(&mut out, spans, &self.options);
         }
 
         state.enforce_bound(self.max_buffered);
         state.report_drops(&mut out, self.max_buffered);
         state.write(&out)
-    }
-
-    /// Draws spans whose root never arrived: each span whose parent is
-    /// missing heads its own incomplete tree.
-    fn render_incomplete(&self, out: &mut String, mut spans: Vec<ServiceSpan>) {
-        spans.sort_by_key(|s| s.span.start_time);
-        while !spans.is_empty() {
-            let ids: HashSet<SpanId> = spans
-                .iter()
-                .map(|s| s.span.span_context.span_id())
-                .collect();
-            // Falling back to the first span breaks parent cycles in odd data.
-            let head = spans
-                .iter()
-                .position(|s| !ids.contains(&s.span.parent_span_id))
-                .unwrap_or(0);
-            let head = spans.swap_remove(head);
-            let descendants = take_subtree(&mut spans, head.span.span_context.span_id());
-            tree::render(out, &head, &descendants, true, &self.options);
-            spans.sort_by_key(|s| s.span.start_time);
-        }
     }
 
     /// Draws every waiting trace as incomplete.
@@ -276,7 +257,7 @@ impl ConsoleSpanExporter {
         let mut out = String::new();
         for id in ids {
             let spans = state.take_trace(&id);
-            self.render_incomplete(&mut out, spans);
+            render_incomplete(&mut out, spans, &self.options);
         }
         state.report_drops(&mut out, self.max_buffered);
         state.write(&out)
@@ -356,6 +337,78 @@ impl State {
             .and_then(|()| self.writer.flush())
             .map_err(|err| OTelSdkError::InternalFailure(format!("console exporter: {err}")))
     }
+}
+
+/// Draws spans whose root never arrived: each span whose parent is missing
+/// heads its own incomplete tree.
+fn render_incomplete(out: &mut String, mut spans: Vec<ServiceSpan>, opts: &TreeOptions<'_>) {
+    spans.sort_by_key(|s| s.span.start_time);
+    while !spans.is_empty() {
+        let ids: HashSet<SpanId> = spans
+            .iter()
+            .map(|s| s.span.span_context.span_id())
+            .collect();
+        // Falling back to the first span breaks parent cycles in odd data.
+        let head = spans
+            .iter()
+            .position(|s| !ids.contains(&s.span.parent_span_id))
+            .unwrap_or(0);
+        let head = spans.swap_remove(head);
+        let descendants = take_subtree(&mut spans, head.span.span_context.span_id());
+        tree::render(out, &head, &descendants, true, opts);
+        spans.sort_by_key(|s| s.span.start_time);
+    }
+}
+
+/// Draws `spans` as the trees [`ConsoleSpanExporter`] draws, without what
+/// changes from one run to the next (trace ids, services, bars, durations)
+/// and without color: a text to compare in tests.
+///
+/// Each line is the span's kind and name, indented by depth, its status and
+/// the attributes named in `attributes` (in that order), then every
+/// `baggage.*` attribute. Traces come in the order their first span started;
+/// within one, children are ordered by start time. A span whose parent is
+/// not among `spans` heads a tree marked incomplete, unless that parent is
+/// remote (another process's).
+///
+/// ```
+/// use baton_exporters::plain_trees;
+///
+/// assert_eq!(plain_trees(&[], &["http.route"]), "");
+/// ```
+#[must_use]
+pub fn plain_trees(spans: &[SpanData], attributes: &[&str]) -> String {
+    let opts = TreeOptions {
+        bar_width: 0,
+        max_lines: usize::MAX,
+        style: Style { color: false },
+        keys: attributes,
+        timings: false,
+    };
+    let mut traces: Vec<(TraceId, Vec<ServiceSpan>)> = Vec::new();
+    let mut sorted: Vec<&SpanData> = spans.iter().collect();
+    sorted.sort_by_key(|s| s.start_time);
+    for span in sorted {
+        let id = span.span_context.trace_id();
+        let span = ServiceSpan {
+            service: Arc::from(""),
+            span: span.clone(),
+        };
+        match traces.iter_mut().find(|(trace, _)| *trace == id) {
+            Some((_, members)) => members.push(span),
+            None => traces.push((id, vec![span])),
+        }
+    }
+    let mut out = String::new();
+    for (_, mut members) in traces {
+        while let Some(at) = members.iter().position(|s| is_local_root(&s.span)) {
+            let root = members.remove(at);
+            let descendants = take_subtree(&mut members, root.span.span_context.span_id());
+            tree::render(&mut out, &root, &descendants, false, &opts);
+        }
+        render_incomplete(&mut out, members, &opts);
+    }
+    out
 }
 
 /// A span whose parent is not in this process: no parent, or a remote one.

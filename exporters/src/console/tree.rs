@@ -10,9 +10,10 @@ use opentelemetry_sdk::trace::SpanData;
 
 use super::{Style, truncate};
 
-/// Attributes worth a glance in a terminal, in display order; the rest of a
-/// span's attributes would drown the tree.
-const KEY_ATTRIBUTES: [&str; 11] = [
+/// The attributes [`ConsoleSpanExporter`](crate::ConsoleSpanExporter) shows,
+/// in display order: those worth a glance in a terminal (the rest of a span's
+/// attributes would drown the tree).
+pub const KEY_ATTRIBUTES: &[&str] = &[
     "http.request.method",
     "http.route",
     "http.response.status_code",
@@ -43,13 +44,18 @@ const EIGHTHS: [char; 7] = ['▏', '▎', '▍', '▌', '▋', '▊', '▉'];
 
 /// How a tree is drawn.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct TreeOptions {
+pub(super) struct TreeOptions<'a> {
     /// Width of the duration bar in cells.
     pub(super) bar_width: usize,
     /// Span lines drawn per trace before the rest are summarised in one line.
     pub(super) max_lines: usize,
     /// Terminal styling.
     pub(super) style: Style,
+    /// Attributes shown, in this order, before any `baggage.*` ones.
+    pub(super) keys: &'a [&'a str],
+    /// Whether lines show what differs from run to run (trace id, service,
+    /// bar, duration); without them a tree is a text to compare in tests.
+    pub(super) timings: bool,
 }
 
 /// A span and the `service.name` of the provider that recorded it.
@@ -69,7 +75,7 @@ pub(super) fn render(
     root: &ServiceSpan,
     descendants: &[ServiceSpan],
     incomplete: bool,
-    opts: &TreeOptions,
+    opts: &TreeOptions<'_>,
 ) {
     let mut children: HashMap<SpanId, Vec<&ServiceSpan>> = HashMap::new();
     for s in descendants {
@@ -96,14 +102,7 @@ pub(super) fn render(
         .max()
         .unwrap_or(0);
 
-    write_header(
-        out,
-        &root.service,
-        &root.span,
-        total,
-        incomplete,
-        opts.style,
-    );
+    write_header(out, &root.service, &root.span, total, incomplete, opts);
     let mut shown = 0;
     let mut visited = HashSet::new();
     // Depth-first with an explicit stack: a deep trace must not overflow ours.
@@ -116,8 +115,12 @@ pub(super) fn render(
         if shown == opts.max_lines {
             break;
         }
-        let service = format!("{:service_width$}", s.service);
-        write_line(out, &service, &s.span, depth, window_start, window, opts);
+        if opts.timings {
+            let service = format!("{:service_width$}", s.service);
+            write_line(out, &service, &s.span, depth, window_start, window, opts);
+        } else {
+            write_plain_line(out, &s.span, depth, opts);
+        }
         shown += 1;
         if let Some(kids) = children.get(&s.span.span_context.span_id()) {
             stack.extend(kids.iter().rev().map(|kid| (*kid, depth + 1)));
@@ -135,14 +138,24 @@ fn write_header(
     root: &SpanData,
     spans: usize,
     incomplete: bool,
-    style: Style,
+    opts: &TreeOptions<'_>,
 ) {
+    let plural = if spans == 1 { "" } else { "s" };
+    if !opts.timings {
+        let name = truncate(&root.name, NAME_COLUMN);
+        let _ = write!(out, "trace · {name} · {spans} span{plural}");
+        if incomplete {
+            out.push_str(" · incomplete: parent not captured");
+        }
+        out.push('\n');
+        return;
+    }
     let mut header = format!(
         "trace {} · {service} · {} · {} · {spans} span{}",
         root.span_context.trace_id(),
         truncate(&root.name, NAME_COLUMN),
         format_ms(duration(root)),
-        if spans == 1 { "" } else { "s" },
+        plural,
     );
     if incomplete {
         let _ = write!(
@@ -151,7 +164,7 @@ fn write_header(
             root.parent_span_id
         );
     }
-    style.paint(out, Style::BOLD, &header);
+    opts.style.paint(out, Style::BOLD, &header);
     out.push('\n');
 }
 
@@ -163,7 +176,7 @@ fn write_line(
     depth: usize,
     window_start: SystemTime,
     window: Duration,
-    opts: &TreeOptions,
+    opts: &TreeOptions<'_>,
 ) {
     let style = opts.style;
     let indent = depth.min(MAX_INDENT_DEPTH) * 2;
@@ -190,6 +203,25 @@ fn write_line(
     style.paint(out, bar_color, &bar);
     let _ = write!(out, "│ {:>11}  ", format_ms(duration(span)));
 
+    write_status_and_attributes(out, span, opts);
+}
+
+/// One span without timings: indented kind and name, status, attributes.
+fn write_plain_line(out: &mut String, span: &SpanData, depth: usize, opts: &TreeOptions<'_>) {
+    let indent = depth.min(MAX_INDENT_DEPTH) * 2;
+    let _ = write!(
+        out,
+        "{:indent$}{} {}  ",
+        "",
+        kind(&span.span_kind),
+        span.name
+    );
+    write_status_and_attributes(out, span, opts);
+}
+
+/// The end of a line: status (`OK`, `-`, `ERROR: message`) and attributes.
+fn write_status_and_attributes(out: &mut String, span: &SpanData, opts: &TreeOptions<'_>) {
+    let style = opts.style;
     match &span.status {
         Status::Ok => style.paint(out, Style::GREEN, "OK"),
         Status::Unset => out.push('-'),
@@ -202,7 +234,7 @@ fn write_line(
         }
     }
 
-    let attributes = attributes(span);
+    let attributes = attributes(span, opts.keys);
     if !attributes.is_empty() {
         out.push_str("  ");
         style.paint(out, Style::DIM, &attributes);
@@ -210,9 +242,9 @@ fn write_line(
     out.push('\n');
 }
 
-/// `key=value` pairs of the key attributes in [`KEY_ATTRIBUTES`] order, then baggage.
-fn attributes(span: &SpanData) -> String {
-    let key_attributes = KEY_ATTRIBUTES
+/// `key=value` pairs of the `keys` attributes in that order, then baggage.
+fn attributes(span: &SpanData, keys: &[&str]) -> String {
+    let key_attributes = keys
         .iter()
         .filter_map(|key| span.attributes.iter().find(|kv| kv.key.as_str() == *key));
     let baggage = span

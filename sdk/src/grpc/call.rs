@@ -291,18 +291,20 @@ impl Call {
         span.end();
 
         let key = self.key(recognised, code_name, error);
-        self.duration.0.record_keyed(elapsed, key, || {
-            // On the stack: recording must not allocate per call.
-            let mut attributes: [KeyValue; 6] =
-                std::array::from_fn(|_| KeyValue::new(RPC_SYSTEM_NAME, GRPC));
-            let server = self.server.iter().flat_map(Address::attributes);
-            let optional = [Some(method), code, error_type].into_iter().flatten();
-            let mut len = 1;
-            for (slot, attribute) in attributes[1..].iter_mut().zip(optional.chain(server)) {
-                *slot = attribute;
-                len += 1;
-            }
-            Prefix(attributes, len)
+        crate::metrics::in_context(&self.cx, || {
+            self.duration.0.record_keyed(elapsed, key, || {
+                // On the stack: recording must not allocate per call.
+                let mut attributes: [KeyValue; 6] =
+                    std::array::from_fn(|_| KeyValue::new(RPC_SYSTEM_NAME, GRPC));
+                let server = self.server.iter().flat_map(Address::attributes);
+                let optional = [Some(method), code, error_type].into_iter().flatten();
+                let mut len = 1;
+                for (slot, attribute) in attributes[1..].iter_mut().zip(optional.chain(server)) {
+                    *slot = attribute;
+                    len += 1;
+                }
+                Prefix(attributes, len)
+            });
         });
     }
 

@@ -180,6 +180,17 @@ impl Recording {
             // The status code or type says it all: no description.
             span.set_status(Status::error(""));
         }
+        crate::metrics::in_context(&self.cx, || self.record(status, error_type, code, error));
+    }
+
+    /// Records the duration with the outcome's attributes.
+    fn record(
+        &self,
+        status: Option<StatusCode>,
+        error_type: Option<&'static str>,
+        code: Option<KeyValue>,
+        error: Option<KeyValue>,
+    ) {
         self.in_flight.finish(self.key(status, error_type), || {
             let mut metric = Attributes::<6>::new();
             metric.push(KeyValue::new(HTTP_REQUEST_METHOD, self.method));
