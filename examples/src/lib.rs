@@ -256,6 +256,68 @@ fn grpc_client(
         .service(endpoint.connect_lazy())
 }
 
+/// How long a stopped service gives telemetry to deliver what it holds.
+pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a stopped service lets background work finish before it
+/// shuts telemetry down.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Runs a service on its own until it fails or is told to stop (SIGTERM, as
+/// `docker compose down` sends, or Ctrl-C), then shuts `telemetry` down
+/// within [`SHUTDOWN_DEADLINE`] and says what was delivered: spans still
+/// queued are flushed, not lost.
+pub async fn serve_until_stopped<E: std::fmt::Display>(
+    service: &str,
+    telemetry: baton::Telemetry,
+    serve: impl std::future::Future<Output = Result<(), E>>,
+) {
+    tokio::select! {
+        result = serve => {
+            if let Err(err) = result {
+                eprintln!("{service}: stopped: {err}");
+            }
+        }
+        signal = stop_signal() => {
+            println!("{service}: {signal}, shutting down");
+            // No new requests; background work the last ones started
+            // (orders' audit) gets a moment to finish and log.
+            tokio::time::sleep(STOP_GRACE).await;
+        }
+    }
+    let report = telemetry.shutdown(SHUTDOWN_DEADLINE);
+    let delivered = if report.delivered() {
+        "delivered"
+    } else {
+        "NOT all delivered"
+    };
+    println!("{service}: telemetry {delivered}: {report}");
+}
+
+/// The first of SIGTERM and Ctrl-C (SIGINT), by name.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            },
+            // No SIGTERM handler to be had: Ctrl-C still works.
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "Ctrl-C"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
 /// Telemetry for one service running on its own: `baton::init()`, configured
 /// by `OTEL_*` (console export unless a collector endpoint is set, as in
 /// `docker-compose.yml`), with the baggage keys the demo's log lines show.

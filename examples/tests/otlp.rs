@@ -129,3 +129,45 @@ fn a_checkout_across_four_processes_is_one_trace_at_the_collector() {
         "inventory's log record did not arrive: {logs:?}"
     );
 }
+
+/// Stopped with SIGTERM right after their last request (what `docker
+/// compose down` does), the services flush what they hold: every span of
+/// every checkout reaches the collector, and each says what it delivered.
+#[test]
+fn sigterm_right_after_the_last_request_loses_no_span() {
+    const CHECKOUTS: usize = 5;
+    let collector = Rotel::start("demo-sigterm");
+    let mut services = Services::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.grpc_endpoint()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        // Nothing is exported on schedule before the signal: only the
+        // shutdown can deliver these spans.
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
+    ]);
+    for _ in 0..CHECKOUTS {
+        let status = services.checkout("widget", "acme", "ann");
+        assert!(status.is_success(), "checkout answered {status}");
+    }
+    assert!(
+        collector.lines("spans").is_empty(),
+        "exported before the signal"
+    );
+    let said = services.terminate(Duration::from_secs(20));
+    // "gateway: telemetry delivered: spans: 15 exported, 0 dropped, ..."
+    let mut exported = 0;
+    for line in &said {
+        let counts = line
+            .split_once("telemetry delivered: spans: ")
+            .unwrap_or_else(|| panic!("{said:#?}"))
+            .1;
+        exported += counts.split(' ').next().unwrap().parse::<usize>().unwrap();
+    }
+    assert_eq!(exported, 9 * CHECKOUTS, "what the services say: {said:#?}");
+    let spans = collector.wait_for("spans", DEADLINE, |lines| lines.len() >= 9 * CHECKOUTS);
+    let roots = spans
+        .iter()
+        .filter(|s| s["name"] == "GET /checkout/{sku}")
+        .count();
+    assert_eq!(roots, CHECKOUTS, "{spans:#?}");
+    assert_eq!(spans.len(), 9 * CHECKOUTS, "{spans:#?}");
+}

@@ -7,17 +7,16 @@
 
 use baton_examples::{
     DEFAULT_GATEWAY_ADDR, DEFAULT_ORDERS_ADDR, DEFAULT_PRICING_ADDR, Providers, gateway, listen,
-    service_telemetry, url_from_env,
+    serve_until_stopped, service_telemetry, url_from_env,
 };
 
 #[tokio::main]
 async fn main() {
-    let _telemetry = service_telemetry("gateway");
+    let telemetry = service_telemetry("gateway");
     let orders = url_from_env("ORDERS_URL", DEFAULT_ORDERS_ADDR);
     let pricing = url_from_env("PRICING_URL", DEFAULT_PRICING_ADDR);
     let (listener, addr) = listen("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR).await;
     println!("gateway: HTTP on {addr}, orders at {orders}, pricing at {pricing}");
-    gateway::serve(listener, orders, pricing, Providers::global())
-        .await
-        .expect("gateway stopped");
+    let serve = gateway::serve(listener, orders, pricing, Providers::global());
+    serve_until_stopped("gateway", telemetry, serve).await;
 }

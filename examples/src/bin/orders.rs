@@ -5,17 +5,16 @@
 //! http://127.0.0.1:50052; `OTEL_SERVICE_NAME`).
 
 use baton_examples::{
-    DEFAULT_INVENTORY_ADDR, DEFAULT_ORDERS_ADDR, Providers, listen, orders, service_telemetry,
-    url_from_env,
+    DEFAULT_INVENTORY_ADDR, DEFAULT_ORDERS_ADDR, Providers, listen, orders, serve_until_stopped,
+    service_telemetry, url_from_env,
 };
 
 #[tokio::main]
 async fn main() {
-    let _telemetry = service_telemetry("orders");
+    let telemetry = service_telemetry("orders");
     let inventory = url_from_env("INVENTORY_URL", DEFAULT_INVENTORY_ADDR);
     let (listener, addr) = listen("ORDERS_ADDR", DEFAULT_ORDERS_ADDR).await;
     println!("orders: gRPC on {addr}, inventory at {inventory}");
-    orders::serve(listener, inventory, Providers::global())
-        .await
-        .expect("orders stopped");
+    let serve = orders::serve(listener, inventory, Providers::global());
+    serve_until_stopped("orders", telemetry, serve).await;
 }

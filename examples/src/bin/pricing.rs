@@ -3,14 +3,15 @@
 //! Run: `cargo run -p baton-examples --bin pricing`
 //! (`PRICING_ADDR`, default 127.0.0.1:8081; `OTEL_SERVICE_NAME`).
 
-use baton_examples::{DEFAULT_PRICING_ADDR, Providers, listen, pricing, service_telemetry};
+use baton_examples::{
+    DEFAULT_PRICING_ADDR, Providers, listen, pricing, serve_until_stopped, service_telemetry,
+};
 
 #[tokio::main]
 async fn main() {
-    let _telemetry = service_telemetry("pricing");
+    let telemetry = service_telemetry("pricing");
     let (listener, addr) = listen("PRICING_ADDR", DEFAULT_PRICING_ADDR).await;
     println!("pricing: HTTP on {addr}");
-    pricing::serve(listener, Providers::global())
-        .await
-        .expect("pricing stopped");
+    let serve = pricing::serve(listener, Providers::global());
+    serve_until_stopped("pricing", telemetry, serve).await;
 }

@@ -32,7 +32,8 @@ pub(crate) fn wait_for_port(port: u16) {
 
 /// The running services; `gateway` is the port to send checkouts to.
 pub(crate) struct Services {
-    children: Vec<Child>,
+    /// Each service's process and the file its standard output goes to.
+    children: Vec<(Child, std::path::PathBuf)>,
     pub(crate) gateway: u16,
 }
 
@@ -53,20 +54,24 @@ impl Services {
             gateway,
         };
         let mut spawn = |exe: &str, name: &str, own: &[(&str, String)]| {
+            let out = std::env::temp_dir()
+                .join(format!("baton-{name}-{}-{gateway}.out", std::process::id()));
+            let file = std::fs::File::create(&out).expect("a file for the output");
             let mut cmd = Command::new(exe);
             cmd.env_remove("OTEL_PROPAGATORS")
                 .env("OTEL_SERVICE_NAME", name)
-                .stdout(Stdio::null())
+                .stdout(file)
                 .stderr(Stdio::null());
             for (k, v) in common.iter().chain(env).chain(own) {
                 cmd.env(k, v);
             }
             // Pushed one by one so those already started are killed if a
             // later one fails to start.
-            services.children.push(
+            services.children.push((
                 cmd.spawn()
                     .unwrap_or_else(|e| panic!("cannot start {name}: {e}")),
-            );
+                out,
+            ));
         };
         spawn(
             env!("CARGO_BIN_EXE_inventory"),
@@ -118,13 +123,40 @@ impl Services {
                 .status()
         })
     }
+
+    /// Sends SIGTERM to every service, as `docker compose down` does,
+    /// waits for each to exit (within `within`), and returns the last line
+    /// each printed.
+    pub(crate) fn terminate(&mut self, within: Duration) -> Vec<String> {
+        for (child, _) in &self.children {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill -TERM {}", child.id());
+        }
+        let started = Instant::now();
+        let mut last_lines = Vec::new();
+        for (child, out) in self.children.drain(..) {
+            let mut child = child;
+            while child.try_wait().expect("a status").is_none() {
+                assert!(started.elapsed() < within, "a service ignored SIGTERM");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            let _ = std::fs::remove_file(&out);
+            last_lines.push(text.lines().last().unwrap_or_default().to_owned());
+        }
+        last_lines
+    }
 }
 
 impl Drop for Services {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for (child, out) in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = std::fs::remove_file(out);
         }
     }
 }
