@@ -63,20 +63,29 @@ pub async fn serve(
         .route("/checkout/{sku}", get(checkout))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(peers)
-        // Health probes would drown the traces and skew the RED table.
+        // The gateway faces the internet: callers' trace ids are linked,
+        // not continued, and their baggage (`internal.acl=admin`, anyone's
+        // to write) never reaches the services behind it; the tenant and
+        // user it forwards are the ones it sets itself. Health probes would
+        // drown the traces and skew the RED table.
         .layer(
             providers
                 .http_server()
+                .public_endpoint()
                 .with_filter(|req| req.path() != "/healthz"),
         );
     axum::serve(listener.into(), app).await
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str, default: &'a str) -> &'a str {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(default)
+/// Header `name`, or `default` when absent; an error reply when present
+/// but not text, rather than a guess at what the caller meant.
+fn header<'a>(headers: &'a HeaderMap, name: &str, default: &'a str) -> Result<&'a str, Reply> {
+    match headers.get(name) {
+        None => Ok(default),
+        Some(value) => value
+            .to_str()
+            .map_err(|_| error(StatusCode::BAD_REQUEST, format!("{name} is not valid text"))),
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Reply {
@@ -88,9 +97,15 @@ async fn checkout(
     Path(sku): Path<String>,
     headers: HeaderMap,
 ) -> Reply {
-    let tenant = header(&headers, TENANT_HEADER, DEFAULT_TENANT);
-    let user = header(&headers, USER_HEADER, DEFAULT_USER);
-    let Ok(quantity) = header(&headers, QUANTITY_HEADER, "1").parse::<u32>() else {
+    let (tenant, user, quantity) = match (
+        header(&headers, TENANT_HEADER, DEFAULT_TENANT),
+        header(&headers, USER_HEADER, DEFAULT_USER),
+        header(&headers, QUANTITY_HEADER, "1"),
+    ) {
+        (Ok(tenant), Ok(user), Ok(quantity)) => (tenant, user, quantity),
+        (Err(reply), _, _) | (_, Err(reply), _) | (_, _, Err(reply)) => return reply,
+    };
+    let Ok(quantity) = quantity.parse::<u32>() else {
         return error(StatusCode::BAD_REQUEST, "x-quantity must be a whole number");
     };
     // Baggage rejects what could not travel in a header; say so rather than

@@ -127,6 +127,7 @@ impl Services {
     /// Sends SIGTERM to every service, as `docker compose down` does,
     /// waits for each to exit (within `within`), and returns the last line
     /// each printed.
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
     pub(crate) fn terminate(&mut self, within: Duration) -> Vec<String> {
         for (child, _) in &self.children {
             let status = Command::new("kill")
