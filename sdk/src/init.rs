@@ -240,7 +240,8 @@ impl Init {
                 }
             });
             let subscriber = tracing_subscriber::registry()
-                .with(self.layers)
+                // An empty `Vec` of layers would disable every callsite.
+                .with((!self.layers.is_empty()).then_some(self.layers))
                 .with(lines)
                 .with(crate::logs::otel_layer(tracer))
                 .with(
