@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use baton::logs::{CorrelationLayer, Format, otel_layer};
+use baton::logs::{CorrelatedFormat, otel_layer};
 use baton_exporters::{ConsoleMetricExporter, ConsoleSpanExporter};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
@@ -102,9 +102,12 @@ pub fn init(interval: Duration) -> Telemetry {
     }
     let subscriber = tracing_subscriber::registry()
         .with(
-            CorrelationLayer::new()
-                .format(Format::Human)
-                .baggage_keys(["tenant", "user"]),
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .event_format(
+                    CorrelatedFormat::new(tracing_subscriber::fmt::format())
+                        .baggage_keys(["tenant", "user"]),
+                ),
         )
         .with(otel_layers)
         // For the whole subscriber: the HTTP/2 and gRPC libraries' debug and

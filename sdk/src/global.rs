@@ -150,7 +150,7 @@ fn install_propagator(state: &mut State, id: u64, propagator: Arc<dyn Propagator
 
 /// What middleware records and propagates with, as of one generation.
 #[cfg_attr(
-    not(any(feature = "http", feature = "grpc")),
+    not(feature = "_middleware"),
     allow(dead_code, reason = "read by the middleware features")
 )]
 pub(crate) struct Snapshot {
@@ -161,19 +161,19 @@ pub(crate) struct Snapshot {
     /// `meter` comes from, when it is not one Baton installed (whose
     /// replacement Baton would hear of).
     foreign_meter: Option<usize>,
-    #[cfg(feature = "http")]
+    #[cfg(feature = "http-server")]
     pub(crate) http_server: std::sync::OnceLock<crate::http::telemetry::Instruments>,
-    #[cfg(feature = "http")]
+    #[cfg(feature = "_http-client")]
     pub(crate) http_client: std::sync::OnceLock<crate::http::telemetry::Instruments>,
-    #[cfg(feature = "grpc")]
+    #[cfg(feature = "tonic")]
     pub(crate) grpc_server: std::sync::OnceLock<crate::grpc::Instruments>,
-    #[cfg(feature = "grpc")]
+    #[cfg(feature = "tonic")]
     pub(crate) grpc_client: std::sync::OnceLock<crate::grpc::Instruments>,
 }
 
 impl Snapshot {
     /// The instruments of middleware kind `K`, made on first use.
-    #[cfg(any(feature = "http", feature = "grpc"))]
+    #[cfg(feature = "_middleware")]
     pub(crate) fn instruments<K: crate::instrumentation::Kind>(&self) -> &K::Instruments {
         if let Some(identity) = self.foreign_meter
             && identity != meter_identity(&opentelemetry::global::meter_provider())
@@ -267,13 +267,13 @@ fn build(state: &mut State) -> Snapshot {
         propagator,
         meter,
         foreign_meter,
-        #[cfg(feature = "http")]
+        #[cfg(feature = "http-server")]
         http_server: std::sync::OnceLock::new(),
-        #[cfg(feature = "http")]
+        #[cfg(feature = "_http-client")]
         http_client: std::sync::OnceLock::new(),
-        #[cfg(feature = "grpc")]
+        #[cfg(feature = "tonic")]
         grpc_server: std::sync::OnceLock::new(),
-        #[cfg(feature = "grpc")]
+        #[cfg(feature = "tonic")]
         grpc_client: std::sync::OnceLock::new(),
     }
 }

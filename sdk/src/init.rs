@@ -7,10 +7,14 @@ use baton_exporters::Config;
 use baton_exporters::config::ExporterKind;
 use baton_exporters::pipeline::{Pipeline, PipelineError, PipelineStats, ShutdownReport};
 use opentelemetry::trace::TracerProvider as _;
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, ParseError};
+use tracing_subscriber::layer::{Layer, SubscriberExt as _};
+use tracing_subscriber::{Registry, fmt::format};
 
-use crate::logs::{CorrelationLayer, Format};
+use crate::logs::{CorrelatedFormat, Format};
+
+/// A layer of the application's, added to the installed subscriber.
+type UserLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 /// One-call setup: [`init`] configures tracing, metrics, logs and
 /// propagation from the standard `OTEL_*` environment variables.
@@ -39,14 +43,32 @@ pub fn init() -> Result<Telemetry, InitError> {
 }
 
 /// The one-call setup, adjustable before [`install`](Init::install).
-#[derive(Debug)]
 #[must_use = "nothing is set up until `install` is called"]
 pub struct Init {
     config: Config,
     subscriber: bool,
+    log_lines: bool,
     format: Format,
     baggage_keys: Vec<String>,
     max_level: LevelFilter,
+    /// `RUST_LOG`-style directives.
+    directives: Option<String>,
+    layers: Vec<UserLayer>,
+}
+
+impl fmt::Debug for Init {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Init")
+            .field("config", &self.config)
+            .field("subscriber", &self.subscriber)
+            .field("log_lines", &self.log_lines)
+            .field("format", &self.format)
+            .field("baggage_keys", &self.baggage_keys)
+            .field("max_level", &self.max_level)
+            .field("directives", &self.directives)
+            .field("layers", &self.layers.len())
+            .finish()
+    }
 }
 
 impl Init {
@@ -58,8 +80,10 @@ impl Init {
 
     /// As [`from_env`](Self::from_env), reading variables through `var`
     /// (tests use this rather than changing the process environment).
+    /// `RUST_LOG`, when set, gives the [log directives](Self::log_directives).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let mut config = Config::from_vars(&var);
+        let directives = var("RUST_LOG").filter(|v| !v.trim().is_empty());
         let set = |name: &str| var(name).is_some_and(|v| !v.trim().is_empty());
         let endpoint = |signal: &str| {
             set("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -76,7 +100,10 @@ impl Init {
         if !set("OTEL_LOGS_EXPORTER") && !endpoint("LOGS") {
             config.exporters.logs = Vec::new();
         }
-        Self::with_config(config)
+        Self {
+            directives,
+            ..Self::with_config(config)
+        }
     }
 
     /// Exactly `config`, with no console default applied.
@@ -84,9 +111,12 @@ impl Init {
         Init {
             config,
             subscriber: true,
+            log_lines: true,
             format: Format::Human,
             baggage_keys: Vec::new(),
             max_level: LevelFilter::INFO,
+            directives: None,
+            layers: Vec::new(),
         }
     }
 
@@ -107,11 +137,38 @@ impl Init {
     }
 
     /// The most verbose `tracing` level recorded, as log lines and as spans
-    /// (default `INFO`). It applies to the whole subscriber: below it, the
-    /// debug spans of HTTP/2 and gRPC libraries would become spans in every
-    /// trace.
+    /// (default `INFO`), where no [directive](Self::log_directives) says
+    /// otherwise. It applies to the whole subscriber: below it, the debug
+    /// spans of HTTP/2 and gRPC libraries would become spans in every trace.
     pub fn max_level(mut self, level: LevelFilter) -> Self {
         self.max_level = level;
+        self
+    }
+
+    /// What is recorded, as `RUST_LOG` directives (`info,shop=debug,h2=warn`;
+    /// see `tracing_subscriber::EnvFilter`), on top of
+    /// [`max_level`](Self::max_level). [`from_env`](Self::from_env) takes
+    /// them from `RUST_LOG`; this replaces them. Invalid directives make
+    /// [`install`](Self::install) fail with [`InitError::Filter`].
+    pub fn log_directives(mut self, directives: impl Into<String>) -> Self {
+        self.directives = Some(directives.into());
+        self
+    }
+
+    /// Adds `layer` to the installed subscriber (a layer of your own, a
+    /// `tracing_subscriber::fmt` layer configured your way with
+    /// [`CorrelatedFormat`], ...). The [directives](Self::log_directives)
+    /// filter what it sees too.
+    pub fn with_layer(mut self, layer: impl Layer<Registry> + Send + Sync + 'static) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// Installs no log lines of Baton's (for an application that adds its
+    /// own fmt layer with [`with_layer`](Self::with_layer)); spans are still
+    /// bridged and logs still exported.
+    pub fn without_log_lines(mut self) -> Self {
+        self.log_lines = false;
         self
     }
 
@@ -157,27 +214,43 @@ impl Init {
                 config: self.config,
             });
         }
+        let filter = EnvFilter::builder()
+            .with_default_directive(self.max_level.into())
+            .parse(self.directives.as_deref().unwrap_or_default())
+            .map_err(InitError::Filter)?;
         let pipeline = Pipeline::new(&self.config).map_err(InitError::Pipeline)?;
         let tracer_provider = pipeline.tracer_provider();
         crate::global::set_tracer_provider(tracer_provider.clone());
         crate::global::set_meter_provider(pipeline.meter_provider());
         if self.subscriber {
             let tracer = tracer_provider.tracer("baton");
+            let lines = self.log_lines.then(|| {
+                let keys = self.baggage_keys;
+                // Colours for a person at a terminal, not for a collector's pipe.
+                let layer = tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+                match self.format {
+                    Format::Json => layer
+                        .json()
+                        .map_event_format(|f| CorrelatedFormat::new(f).baggage_keys(keys))
+                        .boxed(),
+                    Format::Human => layer
+                        .event_format(CorrelatedFormat::new(format()).baggage_keys(keys))
+                        .boxed(),
+                }
+            });
             let subscriber = tracing_subscriber::registry()
-                .with(
-                    CorrelationLayer::new()
-                        .format(self.format)
-                        .baggage_keys(self.baggage_keys),
-                )
+                // An empty `Vec` of layers would disable every callsite.
+                .with((!self.layers.is_empty()).then_some(self.layers))
+                .with(lines)
                 .with(crate::logs::otel_layer(tracer))
                 .with(
                     opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
                         &pipeline.logger_provider(),
                     ),
                 )
-                .with(self.max_level);
-            tracing::subscriber::set_global_default(subscriber)
-                .map_err(|_| InitError::SubscriberAlreadySet)?;
+                .with(filter);
+            tracing::subscriber::set_global_default(subscriber).map_err(InitError::Subscriber)?;
             // Libraries that log through `log` reach the same subscriber;
             // another logger already installed is not an error.
             let _ = tracing_log::LogTracer::init();
@@ -197,19 +270,30 @@ pub enum InitError {
     Pipeline(PipelineError),
     /// A global `tracing` subscriber was already installed; use
     /// [`Init::without_subscriber`] and add Baton's layers to yours.
-    SubscriberAlreadySet,
+    Subscriber(tracing::subscriber::SetGlobalDefaultError),
+    /// The [log directives](Init::log_directives) (`RUST_LOG`) are invalid.
+    Filter(ParseError),
 }
 
 impl fmt::Display for InitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Pipeline(e) => write!(f, "cannot set up export: {e}"),
-            Self::SubscriberAlreadySet => f.write_str("a global tracing subscriber is already set"),
+            Self::Pipeline(_) => f.write_str("cannot set up export"),
+            Self::Subscriber(_) => f.write_str("cannot install the tracing subscriber"),
+            Self::Filter(_) => f.write_str("invalid log directives"),
         }
     }
 }
 
-impl std::error::Error for InitError {}
+impl std::error::Error for InitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Pipeline(e) => Some(e),
+            Self::Subscriber(e) => Some(e),
+            Self::Filter(e) => Some(e),
+        }
+    }
+}
 
 /// What [`init`] set up. Dropping it flushes and shuts down with a 5 s
 /// deadline; call [`shutdown`](Self::shutdown) to choose the deadline and

@@ -63,7 +63,7 @@ pub(crate) fn intern(name: &str) -> Option<&'static str> {
 
 /// `{first} {second}` for two interned strings, interned while the table
 /// has room; looked up without formatting it.
-#[cfg(feature = "http")]
+#[cfg(feature = "http-server")]
 pub(crate) fn pair(first: &'static str, second: &'static str) -> Option<&'static str> {
     let key = (first.as_ptr() as usize, second.as_ptr() as usize);
     if let Some(known) = TABLE.read().ok()?.pairs.get(&key) {
@@ -95,7 +95,7 @@ mod tests {
         assert_eq!(intern(&"x".repeat(MAX_LEN + 1)), None, "too long");
     }
 
-    #[cfg(feature = "http")]
+    #[cfg(feature = "http-server")]
     #[test]
     fn pairs_are_joined_with_a_space() {
         let route = intern("/intern/pair").expect("room");

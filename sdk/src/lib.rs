@@ -71,14 +71,17 @@
 //! Each is one line to add, and makes the request's context current (through
 //! [`run`]) for the whole handler, so everything above works inside:
 //!
-//! - `http::server::HttpServerLayer`: axum / tower HTTP servers (SERVER span
-//!   `{method} {route}`, request id);
-//! - `http::client::HttpClientMiddleware`: reqwest (CLIENT span, injection);
+//! - `http::server::HttpServerLayer`: tower and hyper HTTP servers, axum
+//!   among them (SERVER span `{method} {route}`, request id);
+//! - `http::client::HttpClientLayer`: tower HTTP clients such as
+//!   hyper-util's; `http::client::HttpClientMiddleware`: reqwest (CLIENT
+//!   span, injection);
 //! - `grpc::server::GrpcServerLayer`, `grpc::client::GrpcClientLayer`,
 //!   `grpc::interceptor::InjectInterceptor`: tonic;
-//! - `logs::CorrelationLayer` and `logs::otel_layer`: `trace_id`, `span_id`,
-//!   `request_id` and chosen baggage keys on every log line; `tracing` spans
-//!   as children of the current OpenTelemetry span.
+//! - `logs::CorrelatedFormat` and `logs::otel_layer`: `trace_id`, `span_id`,
+//!   `request_id` and chosen baggage keys on every line
+//!   `tracing_subscriber::fmt` writes; `tracing` spans as children of the
+//!   current OpenTelemetry span.
 //!
 //! The four middlewares take one option set (`instrumentation`: providers,
 //! propagator, filter, span names, server address, public endpoints, a
@@ -89,15 +92,26 @@
 //! buckets ([`metrics::DURATION_BOUNDARIES`]). Handlers read their span and
 //! their caller's through [`trace`].
 //!
-//! # Configuration
+//! # Features
 //!
-//! | feature | default | enables |
-//! |---|---|---|
-//! | `http` | yes | `http` module: axum/tower server layer, reqwest client middleware |
-//! | `grpc` | yes | `grpc` module: tonic server and client layers, injecting interceptor |
-//! | `logs` | yes | `logs` module: log correlation, `tracing` ↔ OpenTelemetry bridging |
-//! | `export` | yes | [`init`]: one-call setup from the `OTEL_*` variables, OTLP or console export (`baton-exporters`) |
-//! | `testing` | no | `testing`: capture the spans, metric points and log records one test's code produced, and assert on them (for dev-dependencies) |
+//! Nothing is on by default, as in tower-http: each integration brings its
+//! framework along, and Cargo cannot turn off a default feature that some
+//! dependency left on. A library that only carries context depends on
+//! `baton` with `default-features = false`; an application enables `full`,
+//! or the integrations it uses.
+//!
+//! | feature | enables |
+//! |---|---|
+//! | (none) | the context model: [`run`], [`current`], [`Local`], hand-offs, [`baggage`], guards, [`global`], [`propagators`] |
+//! | `http-server` | `http::server`: the HTTP server layer for tower and hyper, the route from a `Route` extension or `with_route` |
+//! | `axum` | `http-server`, with route templates from axum's `MatchedPath` |
+//! | `http-client` | `http::client::HttpClientLayer`: a tower HTTP client layer (hyper-util's client, any tower HTTP service) |
+//! | `reqwest` | `http::client::HttpClientMiddleware`: reqwest-middleware |
+//! | `tonic` | `grpc`: tonic server and client layers, injecting interceptor |
+//! | `logs` | `logs`: correlation in `tracing_subscriber::fmt`'s output, `tracing` ↔ OpenTelemetry bridging |
+//! | `export` | `logs`, and [`init`]: one-call setup from the `OTEL_*` variables, OTLP or console export (`baton-exporters`) |
+//! | `full` | all of the above |
+//! | `testing` | `testing`: capture the spans, metric points and log records one test's code produced, and assert on them (for dev-dependencies) |
 //!
 //! One `--cfg` flag, since it needs tokio's unstable API:
 //!
@@ -107,9 +121,11 @@
 //!
 //! Minimum supported Rust version: 1.88.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod context;
 mod future;
-#[cfg(any(feature = "http", feature = "grpc"))]
+#[cfg(feature = "_middleware")]
 mod intern;
 mod local;
 mod propagation;
@@ -118,26 +134,42 @@ mod tracer;
 
 pub mod baggage;
 pub mod global;
-#[cfg(feature = "grpc")]
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod grpc;
-#[cfg(feature = "http")]
+#[cfg(feature = "_http")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "http-server", feature = "http-client", feature = "reqwest")))
+)]
 pub mod http;
 #[cfg(feature = "export")]
 mod init;
-#[cfg(any(feature = "http", feature = "grpc"))]
+#[cfg(feature = "_middleware")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "http-server",
+        feature = "http-client",
+        feature = "reqwest",
+        feature = "tonic"
+    )))
+)]
 pub mod instrumentation;
 #[cfg(feature = "logs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "logs")))]
 pub mod logs;
 pub mod metrics;
 pub mod request_id;
 #[cfg(tokio_unstable)]
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
 pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace;
 
 // Every Rust block of README.md compiles (and runs, unless `no_run`).
-#[cfg(all(doctest, feature = "http", feature = "grpc", feature = "export"))]
+#[cfg(all(doctest, feature = "full"))]
 #[doc = include_str!("../../README.md")]
 mod readme {}
 
@@ -145,6 +177,7 @@ pub use baton_propagators as propagators;
 pub use context::{EnterGuard, current, enter, leaked_guards, run_sync, with_current};
 pub use future::{InContext, Run, run};
 #[cfg(feature = "export")]
+#[cfg_attr(docsrs, doc(cfg(feature = "export")))]
 pub use init::{Init, InitError, Telemetry, init};
 pub use local::Local;
 /// The OpenTelemetry API Baton is built on, at the version it uses: no
@@ -153,11 +186,17 @@ pub use opentelemetry;
 pub use opentelemetry::Context;
 /// The OpenTelemetry SDK Baton's middleware and setup use (providers,
 /// exporters, samplers), at the version they use.
-#[cfg(any(
-    feature = "http",
-    feature = "grpc",
-    feature = "export",
-    feature = "testing"
-))]
+#[cfg(any(feature = "_middleware", feature = "export", feature = "testing"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "http-server",
+        feature = "http-client",
+        feature = "reqwest",
+        feature = "tonic",
+        feature = "export",
+        feature = "testing"
+    )))
+)]
 pub use opentelemetry_sdk;
 pub use task::{Snapshot, bind, snapshot, spawn, spawn_blocking, spawn_thread};

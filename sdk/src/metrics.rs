@@ -12,10 +12,10 @@ pub const DURATION_BOUNDARIES: [f64; 14] = [
 ];
 
 // Only the middleware builds instruments and tracers.
-#[cfg(any(feature = "http", feature = "grpc"))]
+#[cfg(feature = "_middleware")]
 pub(crate) use instruments::*;
 
-#[cfg(any(feature = "http", feature = "grpc"))]
+#[cfg(feature = "_middleware")]
 mod instruments {
     use std::borrow::Borrow;
     use std::collections::HashMap;
@@ -63,7 +63,7 @@ mod instruments {
     }
 
     /// An in-flight request counter (only HTTP has them in the conventions).
-    #[cfg(feature = "http")]
+    #[cfg(feature = "_http")]
     pub(crate) fn active(meter: &Meter, name: &'static str, description: &'static str) -> Active {
         Bound::new(
             meter
@@ -77,7 +77,7 @@ mod instruments {
     /// The request-duration histogram.
     pub(crate) type Duration = Bound<Histogram<f64>>;
     /// The active-requests counter.
-    #[cfg(feature = "http")]
+    #[cfg(feature = "_http")]
     pub(crate) type Active = Bound<UpDownCounter<i64>>;
 
     /// Attribute sets bound to an instrument beyond which records go unbound
@@ -114,13 +114,14 @@ mod instruments {
 
     impl SetKey {
         /// The part of a key that stands for `text` (0 stands for none).
+        #[cfg(any(feature = "http-server", feature = "tonic"))]
         pub(crate) fn name(text: Option<&'static str>) -> usize {
             text.map_or(0, |text| text.as_ptr() as usize)
         }
 
         /// Up to 7 bytes of `text` and its length, as a number; 0 for none;
         /// `None` for a longer text.
-        #[cfg(feature = "http")]
+        #[cfg(feature = "http-server")]
         pub(crate) fn short(text: Option<&str>) -> Option<u64> {
             let Some(text) = text else { return Some(0) };
             let mut packed = [0; 8];
@@ -353,7 +354,7 @@ mod instruments {
             assert_eq!(counts.len(), 3 + BOUND_SETS + 10, "one point per set");
         }
 
-        #[cfg(feature = "http")]
+        #[cfg(feature = "http-server")]
         #[test]
         fn short_texts_pack_without_loss() {
             let texts = [

@@ -1,16 +1,18 @@
 //! Extraction and injection as every layer does them: through the
 //! `HeaderMap` fast path, logging what the propagator left out.
-#![cfg_attr(
-    not(any(feature = "http", feature = "grpc")),
-    allow(dead_code, reason = "used by the middleware features")
-)]
 
-use baton_propagators::{Dropped, Propagator};
+use baton_propagators::Dropped;
+#[cfg(feature = "_middleware")]
+use baton_propagators::Propagator;
+#[cfg(feature = "_middleware")]
 use opentelemetry::Context;
+#[cfg(any(feature = "_http-client", feature = "tonic"))]
 use opentelemetry::baggage::BaggageExt as _;
+#[cfg(any(feature = "http-server", feature = "tonic"))]
 use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 
 /// The context `headers` carry, on top of `cx`.
+#[cfg(any(feature = "http-server", feature = "tonic"))]
 pub(crate) fn extract(
     propagator: &dyn Propagator,
     cx: &Context,
@@ -24,6 +26,7 @@ pub(crate) fn extract(
 
 /// Writes `cx` into `headers`, its baggage only `with_baggage`, and the
 /// request id unless the headers carry one.
+#[cfg(any(feature = "_http-client", feature = "tonic"))]
 pub(crate) fn inject(
     propagator: &dyn Propagator,
     cx: &Context,
@@ -43,6 +46,7 @@ pub(crate) fn inject(
 }
 
 /// The valid remote span context an extraction produced, if any.
+#[cfg(any(feature = "http-server", feature = "tonic"))]
 pub(crate) fn remote_parent(extracted: &Context) -> Option<SpanContext> {
     let span = extracted.span();
     let remote = span.span_context();

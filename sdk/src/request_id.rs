@@ -15,6 +15,7 @@ use crate::trace::Incoming;
 /// The header that carries a request id.
 pub const HEADER: &str = "x-request-id";
 /// [`HEADER`] prebuilt: a lookup by `&str` parses the name every time.
+#[cfg(feature = "_middleware")]
 pub(crate) static HEADER_NAME: http::HeaderName = http::HeaderName::from_static(HEADER);
 
 /// A request id. Cheap to clone.
@@ -65,7 +66,7 @@ impl RequestId {
     }
 
     /// The id as a header value.
-    #[cfg_attr(not(any(feature = "http", feature = "grpc")), allow(dead_code))]
+    #[cfg_attr(not(feature = "_middleware"), allow(dead_code))]
     pub(crate) fn header_value(&self) -> HeaderValue {
         self.0.clone()
     }
@@ -77,7 +78,7 @@ impl RequestId {
     }
 
     /// `cx`'s request id: one set on purpose, else the server layer's.
-    fn of(cx: &opentelemetry::Context) -> Option<&Self> {
+    pub(crate) fn of(cx: &opentelemetry::Context) -> Option<&Self> {
         cx.get::<RequestId>()
             .or_else(|| cx.get::<Incoming>().map(|incoming| &incoming.request_id))
     }
@@ -91,7 +92,7 @@ impl RequestId {
     /// The request id of an incoming request: its `x-request-id` when
     /// [`parse`](Self::parse) accepts it, a [generated](Self::generate) one
     /// otherwise.
-    #[cfg_attr(not(any(feature = "http", feature = "grpc")), allow(dead_code))]
+    #[cfg(any(feature = "http-server", feature = "tonic"))]
     pub(crate) fn from_headers(headers: &http::HeaderMap) -> Self {
         headers
             .get(&HEADER_NAME)
@@ -102,7 +103,7 @@ impl RequestId {
 
     /// Writes `cx`'s request id into an outgoing request's `headers`, unless
     /// they already carry one (set by the caller on purpose).
-    #[cfg_attr(not(any(feature = "http", feature = "grpc")), allow(dead_code))]
+    #[cfg(any(feature = "_http-client", feature = "tonic"))]
     pub(crate) fn inject(cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
         let Some(id) = Self::of(cx) else {
             return;

@@ -1,7 +1,7 @@
 //! How Baton's middleware starts spans: its instrumentation scope and a
 //! tracer type that needs no type parameter.
 #![cfg_attr(
-    not(any(feature = "http", feature = "grpc")),
+    not(feature = "_middleware"),
     allow(dead_code, reason = "spans are started by the middleware features")
 )]
 
@@ -30,6 +30,7 @@ pub(crate) trait StartSpan: Send + Sync {
     fn start_in(&self, builder: SpanBuilder, parent: &Context, base: &Context) -> Context;
 
     /// `parent` with a span from `builder`, a child of its span.
+    #[cfg(feature = "_http")]
     fn start(&self, builder: SpanBuilder, parent: &Context) -> Context {
         self.start_in(builder, parent, parent)
     }

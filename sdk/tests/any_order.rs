@@ -7,7 +7,7 @@
 //! followed by the same layers, and so are providers set directly through
 //! `opentelemetry::global`. A binary of its own: it changes process-wide
 //! globals.
-#![cfg(feature = "export")]
+#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 #![allow(missing_docs, unreachable_pub, reason = "tests")]
 

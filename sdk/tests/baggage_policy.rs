@@ -4,7 +4,7 @@
 //! 127.0.0.1 (an HTTP proxy for reqwest, a connector for tonic), which
 //! reports the headers it received. Trace context must reach every host;
 //! baggage only the ones the policy allows.
-#![cfg(all(feature = "http", feature = "grpc"))]
+#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 #![allow(missing_docs, unreachable_pub, reason = "tests")]
 

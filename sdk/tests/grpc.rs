@@ -1,7 +1,7 @@
 //! The gRPC layers and interceptor over real gRPC on 127.0.0.1: a tonic
 //! server with `GrpcServerLayer`, a channel with `GrpcClientLayer`, spans and
 //! metrics in memory.
-#![cfg(feature = "grpc")]
+#![cfg(feature = "tonic")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! The HTTP client middleware with a real reqwest client against a real axum
 //! server (itself traced by the server layer) on 127.0.0.1.
 
-#![cfg(feature = "http")]
+#![cfg(all(feature = "reqwest", feature = "axum"))]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod http_support;

@@ -1,6 +1,6 @@
 //! The HTTP server layer against a real axum server on 127.0.0.1.
 
-#![cfg(feature = "http")]
+#![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod http_support;

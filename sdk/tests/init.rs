@@ -12,6 +12,9 @@
 mod rotel;
 
 use std::collections::HashMap;
+use std::error::Error as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use baton::Init;
@@ -92,7 +95,15 @@ fn init_exports_spans_and_logs_of_a_request_and_reports_delivery() {
         "{:?}",
         init.config().warnings
     );
+    // A layer of the application's sees what the directives let through.
+    let debug_events = Arc::new(AtomicUsize::new(0));
+    let init = init
+        .log_directives("info,init=debug")
+        .with_layer(Counter(Arc::clone(&debug_events)));
     let telemetry = init.install().unwrap();
+    tracing::debug!(target: "init", "let through by the directive");
+    tracing::debug!(target: "elsewhere", "below the default level");
+    assert_eq!(debug_events.load(Ordering::Relaxed), 1);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -138,4 +149,24 @@ fn init_exports_spans_and_logs_of_a_request_and_reports_delivery() {
             .is_some_and(|b| b.contains("deep inside"))),
         "{logs:?}"
     );
+}
+
+/// Counts the debug events it sees.
+struct Counter(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Counter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::DEBUG {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn invalid_directives_fail_with_their_cause() {
+    let error = Init::from_vars(vars(&[("RUST_LOG", "info,shop=loud")]))
+        .install()
+        .unwrap_err();
+    assert!(matches!(error, baton::InitError::Filter(_)), "{error:?}");
+    assert!(error.source().is_some(), "{error:?}");
 }

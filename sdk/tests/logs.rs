@@ -5,7 +5,7 @@
 use std::io;
 use std::sync::{Arc, Mutex, Once};
 
-use baton::logs::{CorrelationLayer, Format, LogTracer, otel_layer};
+use baton::logs::{CorrelatedFormat, LogTracer, otel_layer};
 use baton::request_id::RequestId;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracer, SdkTracerProvider, SpanData};
@@ -61,6 +61,13 @@ impl Capture {
     }
 }
 
+/// Which of fmt's formats a test reads.
+#[derive(Clone, Copy)]
+enum Format {
+    Json,
+    Human,
+}
+
 /// Where a level filter (INFO) sits.
 #[derive(Clone, Copy)]
 enum Filtered {
@@ -87,10 +94,20 @@ fn harness(format: Format, filtered: Filtered) -> Harness {
         .build();
     let tracer = provider.tracer("test");
     let logs = Capture::default();
-    let correlation = CorrelationLayer::new()
-        .format(format)
-        .baggage_keys(["tenant", "user"])
-        .writer(logs.clone());
+    let keys = ["tenant", "user"];
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(logs.clone());
+    // The user's own fmt configuration, kept: Baton only wraps the format.
+    let correlation = match format {
+        Format::Json => fmt
+            .json()
+            .map_event_format(|f| CorrelatedFormat::new(f).baggage_keys(keys))
+            .boxed(),
+        Format::Human => fmt
+            .map_event_format(|f| CorrelatedFormat::new(f).baggage_keys(keys))
+            .boxed(),
+    };
     let registry = tracing_subscriber::registry();
     let dispatch = match filtered {
         Filtered::Nothing => registry
@@ -163,10 +180,13 @@ async fn json_lines_inside_run_carry_the_ids_and_chosen_baggage() {
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
     }
     assert_eq!(lines[0]["level"], "INFO");
-    assert_eq!(lines[0]["message"], "added item");
-    assert_eq!(lines[0]["fields"], json!({ "qty": 2, "sku": "a-1" }));
+    assert_eq!(lines[0]["fields"]["message"], "added item");
+    assert_eq!(
+        lines[0]["fields"],
+        json!({ "message": "added item", "qty": 2, "sku": "a-1" })
+    );
     assert_eq!(lines[1]["level"], "WARN");
-    assert_eq!(lines[1].get("fields"), None, "no fields, no object");
+    assert_eq!(lines[1]["fields"]["message"], "after an await");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,8 +208,8 @@ async fn events_in_spawned_tasks_carry_the_ids() {
 
     let lines = h.logs.json();
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["message"], "in task");
-    assert_eq!(lines[1]["message"], "in blocking task");
+    assert_eq!(lines[0]["fields"]["message"], "in task");
+    assert_eq!(lines[1]["fields"]["message"], "in blocking task");
     for line in &lines {
         assert_correlated(line, &span_of(&cx));
     }
@@ -209,20 +229,15 @@ fn log_records_carry_the_ids_and_their_own_target() {
     assert_eq!(lines.len(), 1);
     assert_correlated(&lines[0], &span_of(&cx));
     assert_eq!(lines[0]["target"], "legacy::db");
-    assert_eq!(lines[0]["message"], "pool 3 ready");
-    assert_eq!(
-        lines[0].get("fields"),
-        None,
-        "`log.*` fields are not repeated"
-    );
+    assert_eq!(lines[0]["fields"]["message"], "pool 3 ready");
 }
 
 #[test]
-fn human_lines_carry_the_ids_and_stay_one_line() {
+fn text_lines_carry_the_ids_and_stay_one_line() {
     let h = harness(Format::Human, Filtered::Nothing);
     let cx = request_cx(&h.tracer);
     baton::run_sync(cx.clone(), || {
-        tracing::info!(qty = 2, sku = "a-1", "added\nINFO forged");
+        tracing::info!(qty = 2, sku = "a-1", "added");
     });
 
     let lines = h.logs.lines();
@@ -230,7 +245,7 @@ fn human_lines_carry_the_ids_and_stay_one_line() {
     let line = &lines[0];
     let span = span_of(&cx);
     for part in [
-        " INFO logs: added\\nINFO forged qty=2 sku=\"a-1\"",
+        " INFO logs: added qty=2 sku=\"a-1\"",
         &format!(" trace_id={} span_id={}", span.trace_id(), span.span_id()),
         " request_id=req-1",
         r#" baggage.tenant="acme \"corp\"\nforged""#,
@@ -250,33 +265,7 @@ fn events_outside_any_context_have_no_ids() {
     for key in ["trace_id", "span_id", "request_id", "baggage"] {
         assert_eq!(lines[0].get(key), None, "{key} in {}", lines[0]);
     }
-    assert_eq!(lines[0]["message"], "alone");
-}
-
-#[test]
-fn json_escapes_everything() {
-    let h = harness(Format::Json, Filtered::Nothing);
-    let weird = "q\"b\\s\u{1}\u{7f}\u{85}\u{2028}é\r\t";
-    tracing::info!(
-        weird,
-        debug = ?["a\"b"],
-        nan = f64::NAN,
-        half = 0.5,
-        big = u128::MAX,
-        flag = true,
-        "line\none {weird}"
-    );
-
-    let lines = h.logs.lines();
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    let line: Value = serde_json::from_str(&lines[0]).unwrap();
-    assert_eq!(line["message"], format!("line\none {weird}"));
-    assert_eq!(line["fields"]["weird"], weird);
-    assert_eq!(line["fields"]["debug"], r#"["a\"b"]"#);
-    assert_eq!(line["fields"]["nan"], "NaN");
-    assert_eq!(line["fields"]["half"], 0.5);
-    assert_eq!(line["fields"]["flag"], true);
-    assert!(lines[0].contains(&format!("\"big\":{}", u128::MAX)));
+    assert_eq!(lines[0]["fields"]["message"], "alone");
 }
 
 #[tokio::test]
@@ -384,7 +373,7 @@ fn a_logs_only_filter_keeps_every_span() {
     assert_eq!(detail.parent_span_id, span_of(&cx).span_id());
     let lines = h.logs.json();
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["message"], "logged");
+    assert_eq!(lines[0]["fields"]["message"], "logged");
     assert_eq!(
         lines[0]["span_id"],
         detail.span_context.span_id().to_string()

@@ -1,6 +1,6 @@
 //! The options every middleware shares, and what a handler can see: over
 //! real HTTP and gRPC on loopback, with in-memory telemetry per test.
-#![cfg(all(feature = "http", feature = "grpc"))]
+#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 #![allow(missing_docs, unreachable_pub, reason = "tests")]
 

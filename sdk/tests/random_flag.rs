@@ -5,7 +5,7 @@
 //!
 //! Rows are `(sampler, incoming flags or a new trace, flags the next hop
 //! receives, why)`.
-#![cfg(all(feature = "http", feature = "grpc"))]
+#![cfg(all(feature = "axum", feature = "reqwest", feature = "tonic"))]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod http_support;

@@ -2,7 +2,7 @@
 //! tonic server with Baton's layers, a request through both, one tree; and
 //! the kit's assertions failing where they must.
 
-#![cfg(all(feature = "http", feature = "grpc"))]
+#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Every hop records what its handler saw ([`Visit`]); spans and metrics go
-//! to memory; log lines go through one process-wide `CorrelationLayer` into
+//! to memory; log lines go through one process-wide fmt layer with `CorrelatedFormat` into
 //! a buffer (tests tell their lines apart by trace id).
 
 use std::io;
@@ -29,7 +29,7 @@ use baton::grpc::client::{GrpcClient, GrpcClientLayer};
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
-use baton::logs::{CorrelationLayer, Format};
+use baton::logs::CorrelatedFormat;
 use baton::request_id::RequestId;
 use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
 use futures_util::Stream;
@@ -598,7 +598,7 @@ impl Chain {
 
 // ---- logs ------------------------------------------------------------------
 
-/// Everything the process-wide `CorrelationLayer` wrote.
+/// Everything the process-wide fmt layer wrote.
 #[derive(Clone, Default)]
 pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
 
@@ -630,10 +630,10 @@ pub(crate) fn logs() -> &'static Capture {
     LOGS.get_or_init(|| {
         let capture = Capture::default();
         let subscriber = tracing_subscriber::registry().with(
-            CorrelationLayer::new()
-                .format(Format::Json)
-                .baggage_keys(["tenant", "user"])
-                .writer(capture.clone()),
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(capture.clone())
+                .map_event_format(|f| CorrelatedFormat::new(f).baggage_keys(["tenant", "user"])),
         );
         tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
         capture
@@ -648,7 +648,7 @@ impl Capture {
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .filter(|l: &serde_json::Value| {
-                l["trace_id"] == trace_id.to_string() && l["message"] == message
+                l["trace_id"] == trace_id.to_string() && l["fields"]["message"] == message
             })
             .collect()
     }

@@ -16,6 +16,7 @@ use opentelemetry_semantic_conventions::attribute::{
 use opentelemetry_semantic_conventions::metric::{
     RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION,
 };
+use smallvec::SmallVec;
 use tonic::Code;
 
 use crate::instrumentation::{Address, Kind, Options, RequestView, Resolved};
@@ -180,15 +181,6 @@ impl Method {
     }
 }
 
-/// The first `.1` attributes of an array.
-struct Prefix([KeyValue; 6], usize);
-
-impl AsRef<[KeyValue]> for Prefix {
-    fn as_ref(&self) -> &[KeyValue] {
-        self.0.get(..self.1).unwrap_or_default()
-    }
-}
-
 /// How a call ended.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Outcome {
@@ -294,16 +286,13 @@ impl Call {
         crate::metrics::in_context(&self.cx, || {
             self.duration.0.record_keyed(elapsed, key, || {
                 // On the stack: recording must not allocate per call.
-                let mut attributes: [KeyValue; 6] =
-                    std::array::from_fn(|_| KeyValue::new(RPC_SYSTEM_NAME, GRPC));
                 let server = self.server.iter().flat_map(Address::attributes);
                 let optional = [Some(method), code, error_type].into_iter().flatten();
-                let mut len = 1;
-                for (slot, attribute) in attributes[1..].iter_mut().zip(optional.chain(server)) {
-                    *slot = attribute;
-                    len += 1;
-                }
-                Prefix(attributes, len)
+                let system = std::iter::once(KeyValue::new(RPC_SYSTEM_NAME, GRPC));
+                system
+                    .chain(optional)
+                    .chain(server)
+                    .collect::<SmallVec<[KeyValue; 6]>>()
             });
         });
     }

@@ -1,7 +1,8 @@
-//! HTTP middleware: a tower [server layer](server) for axum and hyper, and a
-//! reqwest [client middleware](client).
+//! HTTP middleware: a tower [server layer](server) for hyper, axum and any
+//! tower server, and [clients](client): a tower layer (hyper-util) and a
+//! reqwest middleware.
 //!
-//! Both carry Baton's context across the hop (extracting and injecting with
+//! They carry Baton's context across the hop (extracting and injecting with
 //! the [global](crate::global) propagator, or their own) and record one span and
 //! the RED metrics per request, following the OpenTelemetry semantic
 //! conventions 1.42.0 for HTTP (the version `opentelemetry-semantic-conventions`
@@ -12,7 +13,11 @@
 //! both take the [options every Baton middleware
 //! takes](crate::instrumentation).
 
+#[cfg(feature = "_http-client")]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "http-client", feature = "reqwest"))))]
 pub mod client;
+#[cfg(feature = "http-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-server")))]
 pub mod server;
 
 mod semconv;

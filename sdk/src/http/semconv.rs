@@ -77,10 +77,16 @@ pub(crate) fn push_method(original: &Method, attributes: &mut Vec<KeyValue>) -> 
     value
 }
 
-/// `{method} {route}`, or `{method}` without a route (a client's spans, a
-/// server's unmatched requests); an unknown method is named `HTTP`.
+/// The span name of a request without a route (a client's spans, a
+/// server's unmatched requests): the method, `HTTP` for an unknown one.
+pub(crate) fn method_span_name(method: &'static str) -> &'static str {
+    if method == OTHER { "HTTP" } else { method }
+}
+
+/// `{method} {route}`, or `{method}` without a route.
+#[cfg(feature = "http-server")]
 pub(crate) fn span_name(method: &'static str, route: &Route) -> Cow<'static, str> {
-    let method = if method == OTHER { "HTTP" } else { method };
+    let method = method_span_name(method);
     let route = match route {
         Route::None => return Cow::Borrowed(method),
         // One of the application's templates: named once.
@@ -94,6 +100,7 @@ pub(crate) fn span_name(method: &'static str, route: &Route) -> Cow<'static, str
 }
 
 /// The matched route template, if any.
+#[cfg(feature = "http-server")]
 pub(crate) enum Route {
     None,
     /// The usual case: one of the application's templates, named once.
@@ -102,6 +109,7 @@ pub(crate) enum Route {
     Owned(Arc<str>),
 }
 
+#[cfg(feature = "http-server")]
 impl Route {
     /// The `http.route` value.
     pub(crate) fn value(&self) -> Option<StringValue> {
@@ -162,6 +170,13 @@ mod tests {
                 KeyValue::new(HTTP_REQUEST_METHOD_ORIGINAL, "PURGE"),
             ]
         );
+        assert_eq!(method_span_name(OTHER), "HTTP");
+        assert_eq!(method_span_name("GET"), "GET");
+    }
+
+    #[cfg(feature = "http-server")]
+    #[test]
+    fn span_names_join_method_and_route() {
         assert_eq!(span_name(OTHER, &Route::Owned("/x".into())), "HTTP /x");
         assert_eq!(span_name("GET", &Route::None), "GET");
     }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
+use smallvec::SmallVec;
 
 use crate::metrics::{self, Active, Duration, SetKey};
 
@@ -39,47 +40,9 @@ impl Instruments {
 }
 
 /// Up to `N` metric attributes on the stack: recording a request must not
-/// allocate just to pass a variable number of attributes.
-pub(crate) struct Attributes<const N: usize> {
-    slots: [KeyValue; N],
-    len: usize,
-}
-
-impl<const N: usize> Attributes<N> {
-    pub(crate) fn new() -> Self {
-        Attributes {
-            // Static key and value: no allocation.
-            slots: std::array::from_fn(|_| KeyValue::new("", false)),
-            len: 0,
-        }
-    }
-
-    /// Adds `kv`; callers size `N` for every attribute they push.
-    pub(crate) fn push(&mut self, kv: KeyValue) {
-        if let Some(slot) = self.slots.get_mut(self.len) {
-            *slot = kv;
-            self.len += 1;
-        }
-    }
-
-    pub(crate) fn as_slice(&self) -> &[KeyValue] {
-        self.slots.get(..self.len).unwrap_or_default()
-    }
-}
-
-impl<const N: usize> Extend<KeyValue> for Attributes<N> {
-    fn extend<I: IntoIterator<Item = KeyValue>>(&mut self, kvs: I) {
-        for kv in kvs {
-            self.push(kv);
-        }
-    }
-}
-
-impl<const N: usize> AsRef<[KeyValue]> for Attributes<N> {
-    fn as_ref(&self) -> &[KeyValue] {
-        self.as_slice()
-    }
-}
+/// allocate just to pass a variable number of attributes. Callers size `N`
+/// for every attribute they push.
+pub(crate) type Attributes<const N: usize> = SmallVec<[KeyValue; N]>;
 
 /// One request counted in the active-requests counter from [`start`](Self::start)
 /// until dropped; [`finish`](Self::finish) also records its duration. A request

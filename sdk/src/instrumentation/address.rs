@@ -10,6 +10,10 @@ use opentelemetry_semantic_conventions::attribute::{SERVER_ADDRESS, SERVER_PORT}
 pub(crate) struct Address {
     pub(crate) host: StringValue,
     /// The host interned, for a metric key: a configured address only.
+    #[cfg_attr(
+        not(feature = "tonic"),
+        allow(dead_code, reason = "read by the gRPC layers' metric keys")
+    )]
     pub(crate) name: Option<&'static str>,
     pub(crate) port: Option<i64>,
 }
@@ -29,6 +33,7 @@ impl Address {
         }
     }
 
+    #[cfg(feature = "tonic")]
     /// The authority of `uri`, if it has one, as an address seen in a request.
     pub(crate) fn from_uri(uri: &http::Uri) -> Option<Self> {
         let authority = uri.authority()?;
@@ -39,6 +44,7 @@ impl Address {
         })
     }
 
+    #[cfg(feature = "tonic")]
     /// The host, as the baggage policy and logs see it.
     pub(crate) fn host(&self) -> &str {
         self.host.as_str()

@@ -43,6 +43,7 @@ use opentelemetry::metrics::Meter;
 pub(crate) use address::Address;
 pub use baggage_policy::BaggagePolicy;
 pub use request::RequestView;
+#[cfg(feature = "http-server")]
 pub(crate) use request::{HostPort, split_host};
 
 use crate::global::Snapshot;
@@ -248,6 +249,7 @@ macro_rules! options {
 pub(crate) use options;
 
 /// The builder methods of the server middleware.
+#[cfg(any(feature = "http-server", feature = "tonic"))]
 macro_rules! server_options {
     () => {
         /// Treats callers as untrusted, for an endpoint open to the
@@ -266,9 +268,11 @@ macro_rules! server_options {
         }
     };
 }
+#[cfg(any(feature = "http-server", feature = "tonic"))]
 pub(crate) use server_options;
 
 /// The builder methods of the client middleware.
+#[cfg(any(feature = "_http-client", feature = "tonic"))]
 macro_rules! client_options {
     () => {
         /// Which destinations get the current baggage: see
@@ -285,4 +289,5 @@ macro_rules! client_options {
         }
     };
 }
+#[cfg(any(feature = "_http-client", feature = "tonic"))]
 pub(crate) use client_options;

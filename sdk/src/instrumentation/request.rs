@@ -1,6 +1,6 @@
 //! The request as filters and span-name formatters see it.
 
-use http::{Extensions, HeaderMap, Method, Uri};
+use http::{Extensions, HeaderMap, Method};
 
 /// A read-only view of a request, the same for HTTP and gRPC, servers and
 /// clients: what [`with_filter`](crate::http::server::HttpServerLayer::with_filter)
@@ -16,8 +16,9 @@ pub struct RequestView<'a> {
 
 #[derive(Clone, Copy, Debug)]
 enum Target<'a> {
-    Uri(&'a Uri),
-    #[cfg(feature = "http")]
+    #[cfg(any(feature = "http-server", feature = "http-client", feature = "tonic"))]
+    Uri(&'a http::Uri),
+    #[cfg(feature = "reqwest")]
     Url(&'a reqwest::Url),
 }
 
@@ -26,9 +27,10 @@ const GRPC_HEALTH: &str = "/grpc.health.v1.Health/";
 
 impl<'a> RequestView<'a> {
     /// A request on its way in or out through a tower service.
+    #[cfg(any(feature = "http-server", feature = "http-client", feature = "tonic"))]
     pub(crate) fn from_parts(
         method: &'a Method,
-        uri: &'a Uri,
+        uri: &'a http::Uri,
         headers: &'a HeaderMap,
         extensions: &'a Extensions,
     ) -> Self {
@@ -41,7 +43,7 @@ impl<'a> RequestView<'a> {
     }
 
     /// A reqwest request (whose extensions are not public).
-    #[cfg(feature = "http")]
+    #[cfg(feature = "reqwest")]
     pub(crate) fn from_reqwest(request: &'a reqwest::Request) -> Self {
         RequestView {
             method: request.method(),
@@ -61,8 +63,9 @@ impl<'a> RequestView<'a> {
     #[must_use]
     pub fn path(&self) -> &'a str {
         match self.target {
+            #[cfg(any(feature = "http-server", feature = "http-client", feature = "tonic"))]
             Target::Uri(uri) => uri.path(),
-            #[cfg(feature = "http")]
+            #[cfg(feature = "reqwest")]
             Target::Url(url) => url.path(),
         }
     }
@@ -72,11 +75,12 @@ impl<'a> RequestView<'a> {
     #[must_use]
     pub fn host(&self) -> Option<&'a str> {
         match self.target {
+            #[cfg(any(feature = "http-server", feature = "http-client", feature = "tonic"))]
             Target::Uri(uri) => uri.host().or_else(|| {
                 let host = self.headers.get(http::header::HOST)?.to_str().ok()?;
                 Some(split_host(host)?.0)
             }),
-            #[cfg(feature = "http")]
+            #[cfg(feature = "reqwest")]
             Target::Url(url) => url.host_str(),
         }
     }
@@ -104,10 +108,12 @@ impl<'a> RequestView<'a> {
 }
 
 /// A host and, if given, a port.
+#[cfg(any(feature = "http-server", feature = "http-client", feature = "tonic"))]
 pub(crate) type HostPort<'a> = Option<(&'a str, Option<u16>)>;
 
 /// `host[:port]` (RFC 9110 `Host`) split, without copying it into an
 /// `http::uri::Authority` as parsing one would; `None` when malformed.
+#[cfg(any(feature = "http-server", feature = "http-client", feature = "tonic"))]
 pub(crate) fn split_host(value: &str) -> HostPort<'_> {
     let (host, port) = if value.starts_with('[') {
         // An IP literal keeps its brackets, as `Authority::host` does.
@@ -139,6 +145,7 @@ pub(crate) fn split_host(value: &str) -> HostPort<'_> {
 }
 
 #[cfg(test)]
+#[cfg(any(feature = "http-server", feature = "http-client", feature = "tonic"))]
 mod tests {
     use super::*;
 

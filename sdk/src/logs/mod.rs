@@ -1,8 +1,9 @@
 //! Correlated logs, and `tracing` spans as OpenTelemetry spans.
 //!
-//! - [`CorrelationLayer`] writes every `tracing` event as a JSON or human
-//!   line carrying the current context's `trace_id`, `span_id`, `request_id`
-//!   and chosen baggage entries.
+//! - [`CorrelatedFormat`] adds the current context's `trace_id`, `span_id`,
+//!   `request_id` and chosen baggage entries to every line of your
+//!   `tracing_subscriber::fmt` layer, text or JSON, however else it is
+//!   configured.
 //! - [`otel_layer`] turns `tracing` spans into OpenTelemetry spans that nest
 //!   under the current context's span, and makes each one the current
 //!   context while it is entered, so `tracing::Span::current()`,
@@ -25,8 +26,9 @@
 //! let subscriber = tracing_subscriber::registry()
 //!     // Filter the log lines, not the spans (see "Filters" below).
 //!     .with(
-//!         baton::logs::CorrelationLayer::new()
-//!             .baggage_keys(["tenant"])
+//!         tracing_subscriber::fmt::layer()
+//!             .json()
+//!             .map_event_format(|f| baton::logs::CorrelatedFormat::new(f).baggage_keys(["tenant"]))
 //!             .with_filter(LevelFilter::INFO),
 //!     )
 //!     .with(baton::logs::otel_layer(provider.tracer("checkout")));
@@ -37,7 +39,7 @@
 //! # rt.block_on(async {
 //! let cx = baton::baggage::set("tenant", "acme").expect("valid entry");
 //! baton::run(cx, async {
-//!     // {"timestamp":"…","level":"INFO","target":"…","message":"paid","baggage":{"tenant":"acme"}}
+//!     // {"timestamp":"…","level":"INFO","fields":{"message":"paid"},"target":"…","baggage":{"tenant":"acme"}}
 //!     tracing::info!("paid");
 //!     let _span = tracing::info_span!("charge").entered();
 //!     // Also carries the `charge` span's trace_id and span_id.
@@ -81,17 +83,15 @@
 //!   `max_level_*` features) disables spans for every layer: `debug_span!`s
 //!   disappear from traces as well as from logs;
 //! - a per-layer filter (`layer.with_filter(..)`) disables them only for
-//!   that layer. Filter [`CorrelationLayer`] to log less while
+//!   that layer. Filter the fmt layer to log less while
 //!   [`otel_layer`] still records every span (and your sampler decides what
 //!   is exported).
 //!
 //! [`run`]: crate::run
 
-mod format;
-mod layer;
+mod correlated;
 
-pub use format::Format;
-pub use layer::CorrelationLayer;
+pub use correlated::{CorrelatedFormat, Style};
 /// Forwards records of the `log` crate to `tracing` (re-exported from
 /// `tracing-log`): call `LogTracer::init()` once at startup.
 pub use tracing_log::LogTracer;
@@ -116,4 +116,16 @@ where
     T::Span: Send + Sync,
 {
     OpenTelemetryLayer::new(tracer).with_context_activation(true)
+}
+
+/// The log line format [`Init`](crate::Init) installs: one of
+/// `tracing_subscriber::fmt`'s, through [`CorrelatedFormat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Format {
+    /// fmt's JSON lines, one object per event.
+    #[default]
+    Json,
+    /// fmt's full text format, one line per event.
+    Human,
 }

@@ -1,11 +1,35 @@
 //! `url.full` without secrets, as the conventions require.
 
+#[cfg(feature = "reqwest")]
 use std::borrow::Cow;
 
+#[cfg(feature = "reqwest")]
 use reqwest::Url;
 
 use crate::http::semconv::{REDACTED, redact_query};
 
+/// `uri` for `url.full`, redacted as a URL is. A URI without an authority
+/// (not absolute) is written as its path and query.
+#[cfg(feature = "http-client")]
+pub(super) fn full_uri(uri: &http::Uri) -> String {
+    let path = uri.path();
+    let query = match uri.query().map(redact_query) {
+        Some(query) => format!("?{query}"),
+        None => String::new(),
+    };
+    let Some(authority) = uri.authority() else {
+        return format!("{path}{query}");
+    };
+    let (credentials, host_port) = match authority.as_str().rsplit_once('@') {
+        // Both parts, as for a URL, whichever were given.
+        Some((_, host_port)) => (format!("{REDACTED}:{REDACTED}@"), host_port),
+        None => (String::new(), authority.as_str()),
+    };
+    let scheme = uri.scheme_str().unwrap_or("http");
+    format!("{scheme}://{credentials}{host_port}{path}{query}")
+}
+
+#[cfg(feature = "reqwest")]
 /// `url` for `url.full`: user name and password replaced by `REDACTED`, as
 /// are the values of the signature query parameters the conventions list.
 pub(super) fn full(url: &Url) -> String {
@@ -33,6 +57,32 @@ pub(super) fn full(url: &Url) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "http-client")]
+    #[test]
+    fn secrets_in_uris_are_redacted_and_the_rest_kept() {
+        // (input, url.full)
+        let rows = [
+            (
+                "http://example.com:8080/a?b=1",
+                "http://example.com:8080/a?b=1",
+            ),
+            (
+                "https://user:pw@example.com/",
+                "https://REDACTED:REDACTED@example.com/",
+            ),
+            (
+                "http://example.com/o?sig=abc&c=d",
+                "http://example.com/o?sig=REDACTED&c=d",
+            ),
+            ("/relative?x=1", "/relative?x=1"),
+        ];
+        for (input, expected) in rows {
+            let uri: http::Uri = input.parse().expect("valid uri");
+            assert_eq!(full_uri(&uri), expected, "{input}");
+        }
+    }
+
+    #[cfg(feature = "reqwest")]
     #[test]
     fn secrets_are_redacted_and_the_rest_kept() {
         // (input, url.full)

@@ -9,8 +9,9 @@
 //!   the caller's span context stays readable as
 //!   [`remote_parent`](crate::trace::remote_parent);
 //! - a SERVER span `{method} {route}`, the route being the template from
-//!   axum's `MatchedPath` (never the raw path), or just `{method}` when no
-//!   template is known (`HTTP` for a method outside the conventions' list,
+//!   [`with_route`](HttpServerLayer::with_route), a [`Route`] extension or
+//!   (with the `axum` feature) axum's `MatchedPath`, never the raw path;
+//!   just `{method}` when no template is known (`HTTP` for a method outside the conventions' list,
 //!   recorded as `_OTHER`). Attributes: `http.request.method`
 //!   (`http.request.method_original`), `http.route`, `url.path`,
 //!   `url.query` (signature values such as `sig` replaced by `REDACTED`),
@@ -55,7 +56,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 pub use future::ResponseFuture;
-pub use layer::HttpServerLayer;
+pub use layer::{HttpServerLayer, Route};
 
 use recording::Recording;
 

@@ -1,5 +1,7 @@
 //! One request's span and metrics, from extraction to response.
 
+use std::sync::Arc;
+
 use http::header::{HOST, USER_AGENT};
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
@@ -53,11 +55,11 @@ impl Recording {
             let method = semconv::push_method(&parts.method, &mut attributes);
             // Route templates come from the application: interned, not copied
             // for every request.
-            let route = match parts.extensions.get::<axum::extract::MatchedPath>() {
+            let route = match layer.route(view, &parts.extensions) {
                 None => Route::None,
-                Some(matched) => match crate::intern::intern(matched.as_str()) {
+                Some(template) => match crate::intern::intern(&template) {
                     Some(route) => Route::Interned(route),
-                    None => Route::Owned(matched.as_str().into()),
+                    None => Route::Owned(Arc::from(&*template)),
                 },
             };
             if let Some(route) = route.value() {
