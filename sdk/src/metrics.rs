@@ -33,10 +33,12 @@ mod instruments {
     /// Whether durations are recorded with their request's context current.
     /// Only `baton::testing` needs it (it tells measurements apart by
     /// context), so everyone else is spared the attach per request.
+    #[cfg(any(feature = "http-server", feature = "tonic"))]
     pub(crate) static RECORD_IN_CONTEXT: std::sync::atomic::AtomicBool =
         std::sync::atomic::AtomicBool::new(false);
 
     /// Runs `record` in `cx` when [`RECORD_IN_CONTEXT`] asks for it.
+    #[cfg(any(feature = "http-server", feature = "tonic"))]
     pub(crate) fn in_context<R>(cx: &opentelemetry::Context, record: impl FnOnce() -> R) -> R {
         if RECORD_IN_CONTEXT.load(std::sync::atomic::Ordering::Relaxed) {
             let _attached = cx.clone().attach();

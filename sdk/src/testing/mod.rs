@@ -137,7 +137,7 @@ impl Capture {
     #[must_use]
     pub fn start() -> Self {
         let providers = providers();
-        #[cfg(feature = "_middleware")]
+        #[cfg(any(feature = "http-server", feature = "tonic"))]
         crate::metrics::RECORD_IN_CONTEXT.store(true, std::sync::atomic::Ordering::Relaxed);
         crate::global::set_tracer_provider(providers.tracer.clone());
         crate::global::set_meter_provider(metrics::RoutingMeterProvider);
