@@ -158,7 +158,7 @@ impl HttpClientMiddleware {
 
             let mut metric = Attributes::<6>::new();
             metric.extend(endpoint.as_slice().iter().cloned());
-            let in_flight = InFlight::start(resolved.instruments, endpoint, None);
+            let in_flight = InFlight::start(resolved.instruments, endpoint, None, &cx);
             (cx, in_flight, metric)
         });
         let result = crate::run(cx.clone(), next.run(req, extensions)).await;
