@@ -1,6 +1,8 @@
 //! What the HTTP server and client tests share: a real axum server on
 //! 127.0.0.1. Telemetry is captured with `baton::testing`.
 
+#![allow(dead_code, reason = "each test crate uses part of it")]
+
 use std::net::SocketAddr;
 
 use axum::Router;
