@@ -37,10 +37,15 @@ mod instruments {
     pub(crate) static RECORD_IN_CONTEXT: std::sync::atomic::AtomicBool =
         std::sync::atomic::AtomicBool::new(false);
 
+    /// Whether [`RECORD_IN_CONTEXT`] asks for it.
+    pub(crate) fn records_in_context() -> bool {
+        RECORD_IN_CONTEXT.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Runs `record` in `cx` when [`RECORD_IN_CONTEXT`] asks for it.
     #[cfg(any(feature = "http-server", feature = "tonic"))]
     pub(crate) fn in_context<R>(cx: &opentelemetry::Context, record: impl FnOnce() -> R) -> R {
-        if RECORD_IN_CONTEXT.load(std::sync::atomic::Ordering::Relaxed) {
+        if records_in_context() {
             let _attached = cx.clone().attach();
             record()
         } else {

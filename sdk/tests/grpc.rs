@@ -1,6 +1,6 @@
 //! The gRPC layers and interceptor over real gRPC on 127.0.0.1: a tonic
 //! server with `GrpcServerLayer`, a channel with `GrpcClientLayer`, spans and
-//! metrics in memory.
+//! metrics captured with `baton::testing`.
 #![cfg(feature = "tonic")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -12,13 +12,11 @@ use std::time::SystemTime;
 use baton::grpc::client::GrpcClientLayer;
 use baton::grpc::interceptor::InjectInterceptor;
 use baton::grpc::server::GrpcServerLayer;
+use baton::testing::{Capture, CapturedSpan, Metrics, PointValue};
 use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer, ProstCodec};
 use futures_util::Stream;
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
-use opentelemetry::{KeyValue, Value};
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer};
 use tokio::sync::{Notify, oneshot};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
@@ -95,12 +93,10 @@ impl Echo for Service {
     }
 }
 
-/// A server and a client, instrumented, with their telemetry in memory.
+/// A server and a client, instrumented with the global providers, and the
+/// test's capture.
 struct Harness {
-    spans: InMemorySpanExporter,
-    tracer_provider: SdkTracerProvider,
-    metrics: InMemoryMetricExporter,
-    meter_provider: SdkMeterProvider,
+    capture: Capture,
     seen: Arc<Seen>,
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
@@ -109,14 +105,7 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
-        let spans = InMemorySpanExporter::default();
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_simple_exporter(spans.clone())
-            .build();
-        let metrics = InMemoryMetricExporter::default();
-        let meter_provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(metrics.clone()).build())
-            .build();
+        let capture = Capture::start();
         let seen = Arc::new(Seen::default());
         // Without it each reply waits for a delayed ACK.
         let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
@@ -124,9 +113,7 @@ impl Harness {
             .with_nodelay(Some(true));
         let addr = incoming.local_addr().unwrap();
         let (shutdown, signal) = oneshot::channel::<()>();
-        let layer = GrpcServerLayer::new()
-            .with_tracer_provider(&tracer_provider)
-            .with_meter_provider(&meter_provider);
+        let layer = GrpcServerLayer::new();
         let service = EchoServer::new(Service(Arc::clone(&seen)));
         let server = tokio::spawn(async move {
             tonic::transport::Server::builder()
@@ -139,10 +126,7 @@ impl Harness {
                 .unwrap();
         });
         Harness {
-            spans,
-            tracer_provider,
-            metrics,
-            meter_provider,
+            capture,
             seen,
             addr,
             shutdown: Some(shutdown),
@@ -162,9 +146,7 @@ impl Harness {
             &format!("http://127.0.0.1:{}", self.addr.port())
                 .parse()
                 .expect("a uri"),
-        )
-        .with_tracer_provider(&self.tracer_provider)
-        .with_meter_provider(&self.meter_provider);
+        );
         EchoClient::new(
             tower::ServiceBuilder::new()
                 .layer(layer)
@@ -172,40 +154,19 @@ impl Harness {
         )
     }
 
-    fn span(&self, kind: &SpanKind) -> SpanData {
-        let spans = self.spans.get_finished_spans().unwrap();
-        let mut of_kind = spans.into_iter().filter(|s| &s.span_kind == kind);
-        let span = of_kind.next().expect("a span of that kind");
-        assert!(of_kind.next().is_none(), "one span of that kind");
-        span
+    /// The one captured span of `kind`, once every span has ended.
+    async fn span(&self, kind: &SpanKind) -> CapturedSpan {
+        let spans = self.capture.spans().await;
+        let of_kind: Vec<_> = spans.iter().filter(|s| s.kind() == kind).collect();
+        let [span] = of_kind.as_slice() else {
+            panic!("one {kind:?} span expected:\n{spans}")
+        };
+        (*span).clone()
     }
 
-    /// (data point count, attributes) of histogram `name`.
+    /// (count, attributes) of the points of duration histogram `name`.
     fn histogram(&self, name: &str) -> Vec<(u64, Vec<KeyValue>)> {
-        self.meter_provider.force_flush().unwrap();
-        let exported = self.metrics.get_finished_metrics().unwrap();
-        let last = exported.last().expect("an export");
-        let metric = last
-            .scope_metrics()
-            .flat_map(|s| s.metrics())
-            .find(|m| m.name() == name)
-            .expect("the metric");
-        assert_eq!(metric.unit(), "s");
-        let AggregatedMetrics::F64(MetricData::Histogram(histogram)) = metric.data() else {
-            panic!("not an f64 histogram");
-        };
-        histogram
-            .data_points()
-            .map(|p| {
-                assert_eq!(
-                    p.bounds().collect::<Vec<_>>(),
-                    baton::metrics::DURATION_BOUNDARIES
-                );
-                let mut attributes: Vec<_> = p.attributes().cloned().collect();
-                attributes.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-                (p.count(), attributes)
-            })
-            .collect()
+        histogram(&self.capture.metrics(), name)
     }
 
     async fn stop(mut self) {
@@ -216,16 +177,20 @@ impl Harness {
     }
 }
 
-fn attr(span: &SpanData, key: &str) -> Option<Value> {
-    span.attributes
-        .iter()
-        .rev()
-        .find(|kv| kv.key.as_str() == key)
-        .map(|kv| kv.value.clone())
-}
-
-fn s(value: &'static str) -> Option<Value> {
-    Some(Value::from(value))
+/// (count, attributes) of the points of histogram `name`, each checked to be
+/// in seconds with the conventions' buckets.
+fn histogram(metrics: &Metrics, name: &str) -> Vec<(u64, Vec<KeyValue>)> {
+    metrics
+        .points(name)
+        .map(|point| {
+            assert_eq!(point.unit, "s", "{point}");
+            let PointValue::Histogram { count, bounds, .. } = &point.value else {
+                panic!("{point} is not a histogram");
+            };
+            assert_eq!(*bounds, baton::metrics::DURATION_BOUNDARIES);
+            (*count, point.attributes.clone())
+        })
+        .collect()
 }
 
 fn kv(key: &'static str, value: &'static str) -> KeyValue {
@@ -236,7 +201,7 @@ fn kv(key: &'static str, value: &'static str) -> KeyValue {
 async fn unary_call_links_client_and_server_spans() {
     let h = Harness::start().await;
     let mut client = h.client();
-    let cx = baton::baggage::set("tenant", "acme").unwrap();
+    let cx = baton::baggage::set_in(&h.capture.context(), "tenant", "acme").unwrap();
     let reply = baton::run(
         cx,
         client.unary(EchoRequest {
@@ -248,33 +213,24 @@ async fn unary_call_links_client_and_server_spans() {
     .unwrap();
     assert_eq!(reply.into_inner().message, "hi");
 
-    let server = h.span(&SpanKind::Server);
-    let client = h.span(&SpanKind::Client);
+    let server = h.span(&SpanKind::Server).await;
+    let client = h.span(&SpanKind::Client).await;
     for span in [&server, &client] {
-        assert_eq!(span.name, "baton.test.Echo/Unary");
-        assert_eq!(attr(span, "rpc.system.name"), s("grpc"));
-        assert_eq!(attr(span, "rpc.method"), s("baton.test.Echo/Unary"));
-        assert_eq!(attr(span, "rpc.response.status_code"), s("OK"));
-        assert_eq!(attr(span, "error.type"), None);
-        assert_eq!(attr(span, "server.address"), s("127.0.0.1"));
-        assert_eq!(
-            attr(span, "server.port"),
-            Some(Value::I64(i64::from(h.addr.port())))
-        );
-        assert_eq!(span.status, Status::Unset);
+        assert_eq!(span.name(), "baton.test.Echo/Unary");
+        span.assert_attribute("rpc.system.name", "grpc")
+            .assert_attribute("rpc.method", "baton.test.Echo/Unary")
+            .assert_attribute("rpc.response.status_code", "OK")
+            .assert_no_attribute("error.type")
+            .assert_attribute("server.address", "127.0.0.1")
+            .assert_attribute("server.port", i64::from(h.addr.port()));
+        assert_eq!(*span.status(), Status::Unset);
     }
-    assert_eq!(
-        server.span_context.trace_id(),
-        client.span_context.trace_id()
-    );
-    assert_eq!(server.parent_span_id, client.span_context.span_id());
-    assert!(server.parent_span_is_remote);
+    assert_eq!(server.trace_id(), client.trace_id());
+    assert_eq!(server.parent_span_id(), client.span_id());
+    assert!(server.has_remote_parent());
     // The handler ran inside the server span, with the client's baggage,
     // and so did a task it spawned.
-    assert_eq!(
-        *h.seen.span.lock().unwrap(),
-        Some(server.span_context.span_id())
-    );
+    assert_eq!(*h.seen.span.lock().unwrap(), Some(server.span_id()));
     assert_eq!(
         *h.seen.tenant.lock().unwrap(),
         Some((Some("acme".into()), Some("acme".into())))
@@ -297,11 +253,12 @@ async fn unary_call_links_client_and_server_spans() {
 async fn streaming_spans_end_with_the_stream() {
     let h = Harness::start().await;
     let mut client = h.client();
-    let mut stream = client
-        .stream(EchoRequest {
+    let mut stream = h
+        .capture
+        .run(client.stream(EchoRequest {
             count: 3,
             ..Default::default()
-        })
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -309,7 +266,7 @@ async fn streaming_spans_end_with_the_stream() {
     assert_eq!(first.message, "0");
     // The first message is out, the response headers long gone: no span
     // may have ended yet.
-    assert!(h.spans.get_finished_spans().unwrap().is_empty());
+    assert!(h.capture.spans_now().is_empty());
     h.seen.resume.notify_one();
     let mut rest = Vec::new();
     while let Some(reply) = stream.message().await.unwrap() {
@@ -318,32 +275,43 @@ async fn streaming_spans_end_with_the_stream() {
     assert_eq!(rest, ["1", "2"]);
 
     let last_sent = h.seen.last_sent.lock().unwrap().unwrap();
-    let server = h.span(&SpanKind::Server);
-    let client = h.span(&SpanKind::Client);
-    assert!(server.end_time >= last_sent);
-    assert!(client.end_time >= server.end_time);
+    let server = h.span(&SpanKind::Server).await;
+    let client = h.span(&SpanKind::Client).await;
+    assert!(server.data().end_time >= last_sent);
+    assert!(client.data().end_time >= server.data().end_time);
     for span in [&server, &client] {
-        assert_eq!(span.name, "baton.test.Echo/Stream");
-        assert_eq!(attr(span, "rpc.response.status_code"), s("OK"));
+        assert_eq!(span.name(), "baton.test.Echo/Stream");
+        span.assert_attribute("rpc.response.status_code", "OK");
     }
     assert_eq!(h.histogram("rpc.server.call.duration")[0].0, 1);
     h.stop().await;
 }
 
-/// Calls `Fail` with `code`; returns the (server, client) spans.
-async fn fail_with(h: &Harness, code: tonic::Code) -> (SpanData, SpanData) {
+/// Calls `Fail` with `code`; returns the (server, client) spans of its trace.
+async fn fail_with(h: &Harness, code: tonic::Code) -> (CapturedSpan, CapturedSpan) {
     let status = h
-        .client()
-        .fail(EchoRequest {
+        .capture
+        .run(h.client().fail(EchoRequest {
             code: code as i32,
             ..Default::default()
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(status.code(), code);
-    let spans = (h.span(&SpanKind::Server), h.span(&SpanKind::Client));
-    h.spans.reset();
-    spans
+    let spans = h.capture.spans().await;
+    // The call's trace is the last one started: earlier calls have theirs.
+    let trace = spans.trace_ids().last().copied();
+    let of_kind = |kind: SpanKind| {
+        let found: Vec<_> = spans
+            .iter()
+            .filter(|s| Some(s.trace_id()) == trace && *s.kind() == kind)
+            .collect();
+        let [span] = found.as_slice() else {
+            panic!("one {kind:?} span expected in the last trace:\n{spans}")
+        };
+        (*span).clone()
+    };
+    (of_kind(SpanKind::Server), of_kind(SpanKind::Client))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,19 +322,21 @@ async fn failures_are_errors_per_side() {
     // failed unary call trailers-only: the status is in the headers.
     let (server, client) = fail_with(&h, tonic::Code::Internal).await;
     for span in [&server, &client] {
-        assert_eq!(attr(span, "rpc.response.status_code"), s("INTERNAL"));
-        assert_eq!(attr(span, "error.type"), s("INTERNAL"));
-        assert_eq!(span.status, Status::error("INTERNAL"));
+        span.assert_attribute("rpc.response.status_code", "INTERNAL")
+            .assert_attribute("error.type", "INTERNAL");
+        assert_eq!(*span.status(), Status::error("INTERNAL"));
     }
 
     // NOT_FOUND: the caller's doing, an error for the client only.
     let (server, client) = fail_with(&h, tonic::Code::NotFound).await;
-    assert_eq!(attr(&server, "rpc.response.status_code"), s("NOT_FOUND"));
-    assert_eq!(attr(&server, "error.type"), None);
-    assert_eq!(server.status, Status::Unset);
-    assert_eq!(attr(&client, "rpc.response.status_code"), s("NOT_FOUND"));
-    assert_eq!(attr(&client, "error.type"), s("NOT_FOUND"));
-    assert_eq!(client.status, Status::error("NOT_FOUND"));
+    server
+        .assert_attribute("rpc.response.status_code", "NOT_FOUND")
+        .assert_no_attribute("error.type");
+    assert_eq!(*server.status(), Status::Unset);
+    client
+        .assert_attribute("rpc.response.status_code", "NOT_FOUND")
+        .assert_attribute("error.type", "NOT_FOUND");
+    assert_eq!(*client.status(), Status::error("NOT_FOUND"));
 
     let server_points = h.histogram("rpc.server.call.duration");
     let internal = server_points
@@ -394,27 +364,24 @@ async fn failures_are_errors_per_side() {
 async fn unknown_method_does_not_name_the_span() {
     let h = Harness::start().await;
     // A method the server does not serve: tonic answers UNIMPLEMENTED.
+    // No client layer: the capture's caller headers carry its trace.
     let mut grpc = tonic::client::Grpc::new(h.channel());
     grpc.ready().await.unwrap();
     let codec: ProstCodec<EchoRequest, EchoReply> = ProstCodec::default();
+    let mut request = tonic::Request::new(EchoRequest::default());
+    *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(h.capture.caller());
     let status = grpc
-        .unary(
-            tonic::Request::new(EchoRequest::default()),
-            "/baton.test.Echo/Nope".parse().unwrap(),
-            codec,
-        )
+        .unary(request, "/baton.test.Echo/Nope".parse().unwrap(), codec)
         .await
         .map(|_: tonic::Response<EchoReply>| ())
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
-    let server = h.span(&SpanKind::Server);
-    assert_eq!(server.name, "grpc");
-    assert_eq!(attr(&server, "rpc.method"), s("_OTHER"));
-    assert_eq!(
-        attr(&server, "rpc.method_original"),
-        s("baton.test.Echo/Nope")
-    );
-    assert_eq!(attr(&server, "error.type"), s("UNIMPLEMENTED"));
+    let server = h.span(&SpanKind::Server).await;
+    assert_eq!(server.name(), "grpc");
+    server
+        .assert_attribute("rpc.method", "_OTHER")
+        .assert_attribute("rpc.method_original", "baton.test.Echo/Nope")
+        .assert_attribute("error.type", "UNIMPLEMENTED");
     h.stop().await;
 }
 
@@ -425,22 +392,18 @@ async fn interceptor_injects_the_current_context() {
         h.channel(),
         InjectInterceptor::new(&format!("http://{}", h.addr).parse().expect("a uri")),
     );
-    let tracer = h.tracer_provider.tracer("test");
-    let parent = tracer.start("caller");
+    let tracer = opentelemetry::global::tracer("test");
+    let parent = tracer.start_with_context("caller", &h.capture.context());
     let parent_id = parent.span_context().clone();
-    let cx = baton::baggage::set_in(
-        &opentelemetry::Context::current_with_span(parent),
-        "tenant",
-        "globex",
-    )
-    .unwrap();
+    let cx =
+        baton::baggage::set_in(&h.capture.context().with_span(parent), "tenant", "globex").unwrap();
     baton::run(cx, client.unary(EchoRequest::default()))
         .await
         .unwrap();
 
-    let server = h.span(&SpanKind::Server);
-    assert_eq!(server.span_context.trace_id(), parent_id.trace_id());
-    assert_eq!(server.parent_span_id, parent_id.span_id());
+    let server = h.span(&SpanKind::Server).await;
+    assert_eq!(server.trace_id(), parent_id.trace_id());
+    assert_eq!(server.parent_span_id(), parent_id.span_id());
     assert_eq!(
         *h.seen.tenant.lock().unwrap(),
         Some((Some("globex".into()), Some("globex".into())))
@@ -457,16 +420,18 @@ async fn transport_failure_is_an_error_without_a_status() {
     drop(closed);
     let endpoint = Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
     let channel = endpoint.connect_lazy();
-    let layer = GrpcClientLayer::new(endpoint.uri())
-        .with_tracer_provider(&h.tracer_provider)
-        .with_meter_provider(&h.meter_provider);
+    let layer = GrpcClientLayer::new(endpoint.uri());
     let mut client = EchoClient::new(tower::ServiceBuilder::new().layer(layer).service(channel));
-    client.unary(EchoRequest::default()).await.unwrap_err();
+    h.capture
+        .run(client.unary(EchoRequest::default()))
+        .await
+        .unwrap_err();
 
-    let client = h.span(&SpanKind::Client);
-    assert_eq!(attr(&client, "error.type"), s("_OTHER"));
-    assert_eq!(attr(&client, "rpc.response.status_code"), None);
-    assert_eq!(client.status, Status::error("_OTHER"));
+    let client = h.span(&SpanKind::Client).await;
+    client
+        .assert_attribute("error.type", "_OTHER")
+        .assert_no_attribute("rpc.response.status_code");
+    assert_eq!(*client.status(), Status::error("_OTHER"));
     let points = h.histogram("rpc.client.call.duration");
     assert_eq!(points.len(), 1);
     assert!(points[0].1.contains(&kv("error.type", "_OTHER")));

@@ -12,8 +12,9 @@ use axum::routing::get;
 use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
 use baton::instrumentation::BaggagePolicy;
-use http_support::{Server, Telemetry, attr, attrs};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use baton::testing::{Capture, PointValue};
+use http_support::{Server, durations};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, Value};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
@@ -33,67 +34,58 @@ async fn echo(headers: HeaderMap) -> String {
     )
 }
 
-async fn start(telemetry: &Telemetry) -> Server {
+/// The server, traced with the global providers: requests from `client`
+/// bring the trace of the test's capture.
+async fn start() -> Server {
     let app = Router::new()
         .route("/echo", get(echo))
         .route("/fail", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
-        .layer(
-            HttpServerLayer::new()
-                .with_tracer_provider(&telemetry.tracer_provider)
-                .with_meter_provider(&telemetry.meter_provider),
-        );
+        .layer(HttpServerLayer::new());
     Server::start(app).await
 }
 
-fn client(telemetry: &Telemetry, middleware: HttpClientMiddleware) -> ClientWithMiddleware {
+fn client(middleware: HttpClientMiddleware) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
-        .with(
-            middleware
-                .with_tracer_provider(&telemetry.tracer_provider)
-                .with_meter_provider(&telemetry.meter_provider),
-        )
+        .with(middleware)
         .build()
 }
 
-/// A context with a local root span and baggage `tenant=acme`.
-fn root(telemetry: &Telemetry) -> Context {
-    let tracer = telemetry.tracer_provider.tracer("test");
-    let span = tracer.start_with_context("root", &Context::new());
-    let cx = Context::new().with_span(span);
+/// A context of `capture` with a local root span and baggage `tenant=acme`.
+fn root(capture: &Capture) -> Context {
+    let span = opentelemetry::global::tracer("test").start_with_context("root", &capture.context());
+    let cx = capture.context().with_span(span);
     baton::baggage::set_in(&cx, "tenant", "acme").unwrap()
 }
 
 #[tokio::test]
 async fn the_client_span_is_the_servers_parent() {
-    let telemetry = Telemetry::new();
-    let server = start(&telemetry).await;
-    let client = client(&telemetry, HttpClientMiddleware::new());
+    let capture = Capture::start();
+    let server = start().await;
+    let client = client(HttpClientMiddleware::new());
     // reqwest moves URL credentials into an `authorization` header before
     // middleware runs; their redaction is unit-tested in `client::url`.
     let url = server.url("/echo?color=blue&sig=abc");
-    let cx = root(&telemetry);
+    let cx = root(&capture);
     let body = baton::run(cx.clone(), async {
         client.get(&url).send().await.unwrap().text().await.unwrap()
     })
     .await;
     cx.span().end();
 
-    let root = telemetry.span("root");
-    let client_span = telemetry.span("GET");
-    let server_span = telemetry.span("GET /echo");
-    assert_eq!(client_span.span_kind, SpanKind::Client);
-    assert_eq!(server_span.span_kind, SpanKind::Server);
-    let trace_id = root.span_context.trace_id();
-    assert_eq!(client_span.span_context.trace_id(), trace_id);
-    assert_eq!(server_span.span_context.trace_id(), trace_id);
-    assert_eq!(client_span.parent_span_id, root.span_context.span_id());
-    assert_eq!(
-        server_span.parent_span_id,
-        client_span.span_context.span_id()
-    );
+    let spans = capture.spans().await;
+    let root = spans.one("root");
+    let client_span = spans.one("GET");
+    let server_span = spans.one("GET /echo");
+    assert_eq!(*client_span.kind(), SpanKind::Client);
+    assert_eq!(*server_span.kind(), SpanKind::Server);
+    let trace_id = root.trace_id();
+    assert_eq!(client_span.trace_id(), trace_id);
+    assert_eq!(server_span.trace_id(), trace_id);
+    spans.assert_parent("GET", "root");
+    spans.assert_parent("GET /echo", "GET");
     assert!(body.starts_with(&format!(
         "traceparent=00-{trace_id}-{}-01 ",
-        client_span.span_context.span_id()
+        client_span.span_id()
     )));
 
     let port = i64::from(server.addr.port());
@@ -109,24 +101,23 @@ async fn the_client_span_is_the_servers_parent() {
         ("network.protocol.version", "1.1".into()),
     ];
     for (key, value) in expected {
-        assert_eq!(attr(&client_span, key), Some(value), "{key}");
+        client_span.assert_attribute(key, value);
     }
-    assert_eq!(attr(&client_span, "error.type"), None);
-    assert_eq!(client_span.status, Status::Unset);
+    client_span.assert_no_attribute("error.type");
+    assert_eq!(*client_span.status(), Status::Unset);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn baggage_goes_only_to_allowed_hosts_and_trace_context_everywhere() {
-    let telemetry = Telemetry::new();
-    let server = start(&telemetry).await;
+    let capture = Capture::start();
+    let server = start().await;
     let client = client(
-        &telemetry,
         HttpClientMiddleware::new()
             .with_baggage_policy(BaggagePolicy::none().allow_hosts(["LocalHost"])),
     );
     let port = server.addr.port();
-    let cx = root(&telemetry);
+    let cx = root(&capture);
     let [outside, allowed] = baton::run(cx, async {
         let mut bodies = Vec::new();
         for host in ["127.0.0.1", "localhost"] {
@@ -145,38 +136,46 @@ async fn baggage_goes_only_to_allowed_hosts_and_trace_context_everywhere() {
 
 #[tokio::test]
 async fn error_responses_and_transport_errors_are_errors() {
-    let telemetry = Telemetry::new();
-    let server = start(&telemetry).await;
-    let client = client(&telemetry, HttpClientMiddleware::new());
-    let status = client
-        .get(server.url("/fail"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 503);
-    let status = client
-        .get(server.url("/nope"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 404);
-    server.stop().await;
+    let capture = Capture::start();
+    let server = start().await;
+    let client = client(HttpClientMiddleware::new());
+    let closed = capture
+        .run(async {
+            let status = client
+                .get(server.url("/fail"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 503);
+            let status = client
+                .get(server.url("/nope"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 404);
+            server.stop().await;
 
-    // A port nobody listens on any more: connection refused.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed = listener.local_addr().unwrap();
-    drop(listener);
-    let refused = client.get(format!("http://{closed}/")).send().await;
-    assert!(refused.is_err());
+            // A port nobody listens on any more: connection refused.
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let closed = listener.local_addr().unwrap();
+            drop(listener);
+            let refused = client.get(format!("http://{closed}/")).send().await;
+            assert!(refused.is_err());
+            closed
+        })
+        .await;
 
-    let client_spans: Vec<_> = telemetry
-        .spans()
-        .into_iter()
-        .filter(|s| s.span_kind == SpanKind::Client)
+    let spans = capture.spans().await;
+    let client_spans: Vec<_> = spans
+        .iter()
+        .filter(|s| *s.kind() == SpanKind::Client)
         .collect();
-    let error_types: Vec<_> = client_spans.iter().map(|s| attr(s, "error.type")).collect();
+    let error_types: Vec<_> = client_spans
+        .iter()
+        .map(|s| s.attribute("error.type").cloned())
+        .collect();
     assert_eq!(
         error_types,
         [
@@ -185,31 +184,35 @@ async fn error_responses_and_transport_errors_are_errors() {
             Some("connect".into())
         ]
     );
-    assert!(client_spans.iter().all(|s| s.status == Status::error("")));
-    assert_eq!(attr(&client_spans[2], "http.response.status_code"), None);
-
-    let mut points = telemetry.histogram("http.client.request.duration");
-    points.retain(|p| {
-        p.attributes
+    assert!(
+        client_spans
             .iter()
-            .any(|kv| kv.key.as_str() == "error.type")
-    });
+            .all(|s| *s.status() == Status::error(""))
+    );
+    client_spans[2].assert_no_attribute("http.response.status_code");
+
+    let metrics = capture.metrics();
+    let mut points = durations(&metrics, "http.client.request.duration");
+    points.retain(|p| p.attribute("error.type").is_some());
     let refused_point = points
         .iter()
-        .find(|p| p.attributes.iter().any(|kv| kv.value == "connect".into()))
+        .find(|p| p.attribute("error.type") == Some(&Value::from("connect")))
         .unwrap();
-    assert_eq!(refused_point.count, 1);
+    assert_eq!(refused_point.count(), Some(1));
     assert_eq!(
-        refused_point.attributes,
-        attrs([
-            ("error.type", "connect".into()),
-            ("http.request.method", "GET".into()),
-            ("server.address", "127.0.0.1".into()),
-            ("server.port", i64::from(closed.port()).into()),
-        ])
+        refused_point.attribute_texts(),
+        [
+            "error.type=connect".to_owned(),
+            "http.request.method=GET".to_owned(),
+            "server.address=127.0.0.1".to_owned(),
+            format!("server.port={}", closed.port()),
+        ]
     );
-    assert_eq!(points.len(), 3, "{points:#?}");
-    let active = telemetry.counter("http.client.active_requests");
-    assert_eq!(active.len(), 2, "{active:#?}");
-    assert!(active.iter().all(|(_, value)| *value == 0), "{active:#?}");
+    assert_eq!(points.len(), 3, "{metrics}");
+    let active: Vec<_> = metrics.points("http.client.active_requests").collect();
+    assert_eq!(active.len(), 2, "{metrics}");
+    assert!(
+        active.iter().all(|p| p.value == PointValue::Sum(0.0)),
+        "{metrics}"
+    );
 }

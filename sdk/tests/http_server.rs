@@ -14,17 +14,20 @@ use axum::routing::get;
 use baton::http::server::HttpServerLayer;
 use baton::metrics::DURATION_BOUNDARIES;
 use baton::request_id::RequestId;
-use http_support::{Server, Telemetry, attr, attrs};
-use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, TraceId};
-use opentelemetry::{KeyValue, Value};
+use baton::testing::{Capture, PointValue};
+use http_support::{Server, durations};
+use opentelemetry::Value;
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceId};
 use tower_layer::Layer;
 use tower_service::Service;
 
-const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const PARENT_ID: &str = "00f067aa0ba902b7";
-
-fn traceparent() -> String {
-    format!("00-{TRACE_ID}-{PARENT_ID}-01")
+/// A caller's `traceparent`: a remote parent in a trace of `capture`'s own
+/// (parallel tests must not send the same trace id, whose spans would go to
+/// the capture that claimed it first).
+fn traceparent(capture: &Capture) -> (SpanContext, String) {
+    let parent = capture.remote_parent();
+    let header = format!("00-{}-{}-01", parent.trace_id(), parent.span_id());
+    (parent, header)
 }
 
 /// What the handler saw, one `key=value` per line, including from a task it
@@ -50,28 +53,29 @@ fn describe() -> String {
     )
 }
 
-fn app(layer: HttpServerLayer) -> Router {
+/// The app behind `layer`, its requests handled in `capture`'s context so
+/// that those without trace headers are captured too.
+fn app(layer: HttpServerLayer, capture: &Capture) -> Router {
     Router::new()
         .route("/users/{id}", get(seen))
         .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route("/health", get(|| async { "up" }))
         .layer(layer)
+        .layer(capture.layer())
 }
 
-fn layer(telemetry: &Telemetry) -> HttpServerLayer {
-    HttpServerLayer::new()
-        .with_tracer_provider(&telemetry.tracer_provider)
-        .with_meter_provider(&telemetry.meter_provider)
-        .with_filter(|request| request.path() != "/health")
+fn layer() -> HttpServerLayer {
+    HttpServerLayer::new().with_filter(|request| request.path() != "/health")
 }
 
 #[tokio::test]
 async fn server_span_continues_the_incoming_trace_and_the_handler_sees_the_context() {
-    let telemetry = Telemetry::new();
-    let server = Server::start(app(layer(&telemetry))).await;
+    let capture = Capture::start();
+    let server = Server::start(app(layer(), &capture)).await;
+    let (parent, traceparent) = traceparent(&capture);
     let response = reqwest::Client::new()
         .get(server.url("/users/42?x=1"))
-        .header("traceparent", traceparent())
+        .header("traceparent", traceparent)
         .header("baggage", "tenant=acme")
         .header("user-agent", "baton-test/1")
         .send()
@@ -84,15 +88,13 @@ async fn server_span_continues_the_incoming_trace_and_the_handler_sees_the_conte
         .to_owned();
     let body = response.text().await.unwrap();
 
-    let span = telemetry.span("GET /users/{id}");
-    assert_eq!(span.span_kind, SpanKind::Server);
-    assert_eq!(
-        span.span_context.trace_id(),
-        TraceId::from_hex(TRACE_ID).unwrap()
-    );
-    assert_eq!(span.parent_span_id, SpanId::from_hex(PARENT_ID).unwrap());
-    assert!(span.parent_span_is_remote);
-    assert_eq!(span.status, Status::Unset);
+    let spans = capture.spans().await;
+    let span = spans.one("GET /users/{id}");
+    assert_eq!(*span.kind(), SpanKind::Server);
+    assert_eq!(span.trace_id(), parent.trace_id());
+    assert_eq!(span.parent_span_id(), parent.span_id());
+    assert!(span.has_remote_parent());
+    assert_eq!(*span.status(), Status::Unset);
     let port = i64::from(server.addr.port());
     let expected: [(&str, Value); 10] = [
         ("http.request.method", "GET".into()),
@@ -107,9 +109,9 @@ async fn server_span_continues_the_incoming_trace_and_the_handler_sees_the_conte
         ("http.response.status_code", 200.into()),
     ];
     for (key, value) in expected {
-        assert_eq!(attr(&span, key), Some(value), "{key}");
+        span.assert_attribute(key, value);
     }
-    assert_eq!(attr(&span, "error.type"), None);
+    span.assert_no_attribute("error.type");
 
     // A generated id, echoed, and current in the handler and its spawned task.
     assert!(
@@ -117,8 +119,9 @@ async fn server_span_continues_the_incoming_trace_and_the_handler_sees_the_conte
         "{echoed}"
     );
     let expected = format!(
-        "request_id={echoed} tenant=acme trace_id={TRACE_ID} span_id={}",
-        span.span_context.span_id()
+        "request_id={echoed} tenant=acme trace_id={} span_id={}",
+        parent.trace_id(),
+        span.span_id()
     );
     assert_eq!(body, format!("{expected}\nspawned {expected}"));
     server.stop().await;
@@ -126,26 +129,29 @@ async fn server_span_continues_the_incoming_trace_and_the_handler_sees_the_conte
 
 #[tokio::test]
 async fn signatures_in_the_query_are_redacted() {
-    let telemetry = Telemetry::new();
-    let server = Server::start(app(layer(&telemetry))).await;
+    let capture = Capture::start();
+    let server = Server::start(app(layer(), &capture)).await;
     let response = reqwest::Client::new()
         .get(server.url("/users/7?color=blue&sig=secret&X-Amz-Signature=s2"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let span = telemetry.span("GET /users/{id}");
-    assert_eq!(
-        attr(&span, "url.query"),
-        Some("color=blue&sig=REDACTED&X-Amz-Signature=REDACTED".into())
-    );
+    capture
+        .spans()
+        .await
+        .one("GET /users/{id}")
+        .assert_attribute(
+            "url.query",
+            "color=blue&sig=REDACTED&X-Amz-Signature=REDACTED",
+        );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn request_ids_are_reused_only_when_safe() {
-    let telemetry = Telemetry::new();
-    let server = Server::start(app(layer(&telemetry))).await;
+    let capture = Capture::start();
+    let server = Server::start(app(layer(), &capture)).await;
     let client = reqwest::Client::new();
     // `a\u{7f}` cannot be sent: DEL is invalid in an `http` header value and
     // hyper rejects it before any service runs. Opaque bytes can be sent and
@@ -178,8 +184,8 @@ async fn request_ids_are_reused_only_when_safe() {
 
 #[tokio::test]
 async fn a_5xx_is_an_error_a_4xx_is_not() {
-    let telemetry = Telemetry::new();
-    let server = Server::start(app(layer(&telemetry))).await;
+    let capture = Capture::start();
+    let server = Server::start(app(layer(), &capture)).await;
     let client = reqwest::Client::new();
     assert_eq!(
         client
@@ -200,53 +206,53 @@ async fn a_5xx_is_an_error_a_4xx_is_not() {
         404
     );
 
-    let failed = telemetry.span("GET /fail");
-    assert_eq!(failed.status, Status::error(""));
-    assert_eq!(attr(&failed, "error.type"), Some("500".into()));
-    assert_eq!(attr(&failed, "http.response.status_code"), Some(500.into()));
+    let spans = capture.spans().await;
+    let failed = spans.one("GET /fail");
+    assert_eq!(*failed.status(), Status::error(""));
+    failed
+        .assert_attribute("error.type", "500")
+        .assert_attribute("http.response.status_code", 500_i64);
     // No route matched: the span is named by the method only, never the raw path.
-    let missing = telemetry.span("GET");
-    assert_eq!(missing.status, Status::Unset);
-    assert_eq!(attr(&missing, "error.type"), None);
-    assert_eq!(attr(&missing, "http.route"), None);
-    assert_eq!(
-        attr(&missing, "http.response.status_code"),
-        Some(404.into())
-    );
+    let missing = spans.one("GET");
+    assert_eq!(*missing.status(), Status::Unset);
+    missing
+        .assert_no_attribute("error.type")
+        .assert_no_attribute("http.route")
+        .assert_attribute("http.response.status_code", 404_i64);
 
-    let mut points = telemetry.histogram("http.server.request.duration");
+    let metrics = capture.metrics();
+    let mut points = durations(&metrics, "http.server.request.duration");
     points.sort_by_key(|p| p.attributes.len());
-    let common = |status: i64| {
-        [
-            ("http.request.method", Value::from("GET")),
-            ("http.response.status_code", status.into()),
-            ("network.protocol.version", "1.1".into()),
-            ("url.scheme", "http".into()),
-        ]
-    };
     let [not_found, fail] = points.as_slice() else {
-        panic!("{points:#?}")
+        panic!("{metrics}")
     };
-    assert_eq!(not_found.attributes, attrs(common(404)));
-    let [a, b, c, d] = common(500);
     assert_eq!(
-        fail.attributes,
-        attrs([
-            a,
-            b,
-            c,
-            d,
-            ("http.route", "/fail".into()),
-            ("error.type", "500".into())
-        ])
+        not_found.attribute_texts(),
+        [
+            "http.request.method=GET",
+            "http.response.status_code=404",
+            "network.protocol.version=1.1",
+            "url.scheme=http",
+        ]
+    );
+    assert_eq!(
+        fail.attribute_texts(),
+        [
+            "error.type=500",
+            "http.request.method=GET",
+            "http.response.status_code=500",
+            "http.route=/fail",
+            "network.protocol.version=1.1",
+            "url.scheme=http",
+        ]
     );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn filtered_requests_get_no_span_no_metric_no_request_id() {
-    let telemetry = Telemetry::new();
-    let server = Server::start(app(layer(&telemetry))).await;
+    let capture = Capture::start();
+    let server = Server::start(app(layer(), &capture)).await;
     let client = reqwest::Client::new();
     let health = client.get(server.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -255,25 +261,27 @@ async fn filtered_requests_get_no_span_no_metric_no_request_id() {
     // One traced request, so the metrics are known to be collected at all.
     client.get(server.url("/users/1")).send().await.unwrap();
 
-    let names: Vec<_> = telemetry.spans().into_iter().map(|s| s.name).collect();
-    assert_eq!(names, ["GET /users/{id}"]);
-    let points = telemetry.histogram("http.server.request.duration");
-    assert_eq!(points.len(), 1);
-    assert!(
-        points[0]
-            .attributes
-            .contains(&KeyValue::new("http.route", "/users/{id}"))
+    let spans = capture.spans().await;
+    let names: Vec<_> = spans.iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["GET /users/{id}"], "{spans}");
+    let metrics = capture.metrics();
+    let points = durations(&metrics, "http.server.request.duration");
+    assert_eq!(points.len(), 1, "{metrics}");
+    assert_eq!(
+        points[0].attribute("http.route"),
+        Some(&Value::from("/users/{id}"))
     );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_public_endpoint_starts_a_new_trace_linked_to_the_caller() {
-    let telemetry = Telemetry::new();
-    let server = Server::start(app(layer(&telemetry).public_endpoint())).await;
+    let capture = Capture::start();
+    let server = Server::start(app(layer().public_endpoint(), &capture)).await;
+    let (parent, traceparent) = traceparent(&capture);
     let body = reqwest::Client::new()
         .get(server.url("/users/7"))
-        .header("traceparent", traceparent())
+        .header("traceparent", traceparent)
         .header("baggage", "tenant=acme")
         .send()
         .await
@@ -282,28 +290,26 @@ async fn a_public_endpoint_starts_a_new_trace_linked_to_the_caller() {
         .await
         .unwrap();
 
-    let span = telemetry.span("GET /users/{id}");
-    let incoming = TraceId::from_hex(TRACE_ID).unwrap();
-    assert_ne!(span.span_context.trace_id(), incoming);
-    assert_eq!(span.parent_span_id, SpanId::INVALID);
-    let [link] = span.links.links.as_slice() else {
-        panic!("{:?}", span.links)
+    let spans = capture.spans().await;
+    let span = spans.one("GET /users/{id}");
+    assert_ne!(span.trace_id(), parent.trace_id());
+    assert_eq!(span.parent_span_id(), SpanId::INVALID);
+    let links = &span.data().links;
+    let [link] = links.links.as_slice() else {
+        panic!("{links:?}")
     };
-    assert_eq!(link.span_context.trace_id(), incoming);
-    assert_eq!(
-        link.span_context.span_id(),
-        SpanId::from_hex(PARENT_ID).unwrap()
-    );
+    assert_eq!(link.span_context.trace_id(), parent.trace_id());
+    assert_eq!(link.span_context.span_id(), parent.span_id());
     // Untrusted baggage is not handed to the handler.
     assert!(body.contains(" tenant= "), "{body}");
-    assert!(body.contains(&format!("trace_id={} ", span.span_context.trace_id())));
+    assert!(body.contains(&format!("trace_id={} ", span.trace_id())));
     server.stop().await;
 }
 
 #[tokio::test]
 async fn durations_use_the_conventions_buckets_and_active_requests_return_to_zero() {
-    let telemetry = Telemetry::new();
-    let server = Server::start(app(layer(&telemetry))).await;
+    let capture = Capture::start();
+    let server = Server::start(app(layer(), &capture)).await;
     let client = reqwest::Client::new();
     for id in ["1", "2", "3"] {
         client
@@ -312,33 +318,37 @@ async fn durations_use_the_conventions_buckets_and_active_requests_return_to_zer
             .await
             .unwrap();
     }
-    let points = telemetry.histogram("http.server.request.duration");
+    // Every request's span has ended, and with it its active count.
+    capture.spans().await;
+    let metrics = capture.metrics();
+    let points = durations(&metrics, "http.server.request.duration");
     let [point] = points.as_slice() else {
-        panic!("{points:#?}")
+        panic!("{metrics}")
     };
-    assert_eq!(point.count, 3);
-    assert_eq!(point.bounds, DURATION_BOUNDARIES);
+    assert_eq!(point.count(), Some(3));
+    let PointValue::Histogram { bounds, .. } = &point.value else {
+        unreachable!("checked by `durations`")
+    };
+    assert_eq!(*bounds, DURATION_BOUNDARIES);
     assert_eq!(
-        point.attributes,
-        attrs([
-            ("http.request.method", "GET".into()),
-            ("http.route", "/users/{id}".into()),
-            ("http.response.status_code", 200.into()),
-            ("network.protocol.version", "1.1".into()),
-            ("url.scheme", "http".into()),
-        ])
+        point.attribute_texts(),
+        [
+            "http.request.method=GET",
+            "http.response.status_code=200",
+            "http.route=/users/{id}",
+            "network.protocol.version=1.1",
+            "url.scheme=http",
+        ]
     );
-    let active = telemetry.counter("http.server.active_requests");
+    let active: Vec<_> = metrics.points("http.server.active_requests").collect();
+    let [active] = active.as_slice() else {
+        panic!("{metrics}")
+    };
     assert_eq!(
-        active,
-        [(
-            attrs([
-                ("http.request.method", "GET".into()),
-                ("url.scheme", "http".into())
-            ]),
-            0
-        )]
+        active.attribute_texts(),
+        ["http.request.method=GET", "url.scheme=http"]
     );
+    assert_eq!(active.value, PointValue::Sum(0.0));
     server.stop().await;
 }
 
@@ -365,8 +375,8 @@ impl Service<http::Request<()>> for Failing {
 
 #[tokio::test]
 async fn an_inner_service_error_is_recorded_with_its_type() {
-    let telemetry = Telemetry::new();
-    let mut service = layer(&telemetry).layer(Failing);
+    let capture = Capture::start();
+    let mut service = capture.layer().layer(layer().layer(Failing));
     let request = http::Request::builder()
         .method("PURGE")
         .uri("/cache")
@@ -378,32 +388,31 @@ async fn an_inner_service_error_is_recorded_with_its_type() {
     assert!(service.call(request).await.is_err());
 
     // An unknown method: `_OTHER`, with the original kept, and a span named `HTTP`.
-    let span = telemetry.span("HTTP");
+    let spans = capture.spans().await;
+    let span = spans.one("HTTP");
     let error_type = std::any::type_name::<Broken>();
-    assert_eq!(attr(&span, "error.type"), Some(error_type.into()));
-    assert_eq!(attr(&span, "http.request.method"), Some("_OTHER".into()));
+    span.assert_attribute("error.type", error_type)
+        .assert_attribute("http.request.method", "_OTHER")
+        .assert_attribute("http.request.method_original", "PURGE")
+        .assert_no_attribute("http.response.status_code");
+    assert_eq!(*span.status(), Status::error(""));
+    let metrics = capture.metrics();
+    let points = durations(&metrics, "http.server.request.duration");
     assert_eq!(
-        attr(&span, "http.request.method_original"),
-        Some("PURGE".into())
-    );
-    assert_eq!(attr(&span, "http.response.status_code"), None);
-    assert_eq!(span.status, Status::error(""));
-    let points = telemetry.histogram("http.server.request.duration");
-    assert_eq!(
-        points[0].attributes,
-        attrs([
-            ("error.type", error_type.into()),
-            ("http.request.method", "_OTHER".into()),
-            ("network.protocol.version", "1.1".into()),
-            ("url.scheme", "http".into()),
-        ])
+        points[0].attribute_texts(),
+        [
+            format!("error.type={error_type}"),
+            "http.request.method=_OTHER".to_owned(),
+            "network.protocol.version=1.1".to_owned(),
+            "url.scheme=http".to_owned(),
+        ]
     );
 }
 
 #[tokio::test]
 async fn malformed_propagation_headers_count_as_absent() {
-    let telemetry = Telemetry::new();
-    let server = Server::start(app(layer(&telemetry))).await;
+    let capture = Capture::start();
+    let server = Server::start(app(layer(), &capture)).await;
     let response = reqwest::Client::new()
         .get(server.url("/users/1"))
         .header("traceparent", "00-not-a-trace-01")
@@ -413,9 +422,10 @@ async fn malformed_propagation_headers_count_as_absent() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
-    let span = telemetry.span("GET /users/{id}");
-    assert_eq!(span.parent_span_id, SpanId::INVALID);
-    assert!(span.span_context.trace_id() != TraceId::INVALID);
+    let spans = capture.spans().await;
+    let span = spans.one("GET /users/{id}");
+    assert_eq!(span.parent_span_id(), SpanId::INVALID);
+    assert!(span.trace_id() != TraceId::INVALID);
     assert!(body.contains(" tenant= "), "{body}");
     server.stop().await;
 }

@@ -362,3 +362,70 @@ async fn spans_wait_for_spans_still_open() {
     });
     assert_eq!(capture.spans().await.one("ends later").name(), "ends later");
 }
+
+/// A server answering `/ping`, its requests handled through `layer`.
+async fn ping_server(layer: Option<baton::testing::CaptureLayer>) -> SocketAddr {
+    let app = Router::new()
+        .route("/ping", get(|| async { "pong" }))
+        .layer(HttpServerLayer::new());
+    let app = match layer {
+        Some(layer) => app.layer(layer),
+        None => app,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A request with no trace headers starts a trace of the capture whose
+/// layer the server handles it through, and only then; its active count is
+/// captured going up and down.
+#[tokio::test]
+async fn a_request_without_trace_headers_is_captured_through_the_layer() {
+    let capture = Capture::start();
+    let plain = reqwest::Client::new();
+    let without = ping_server(None).await;
+    let response = plain.get(format!("http://{without}/ping")).send().await;
+    assert_eq!(response.unwrap().status(), 200);
+    let with = ping_server(Some(capture.layer())).await;
+    let response = plain.get(format!("http://{with}/ping")).send().await;
+    assert_eq!(response.unwrap().status(), 200);
+
+    let spans = capture.spans().await;
+    spans.assert_tree(
+        "
+        trace · GET /ping · 1 span
+        SRV GET /ping  -  http.request.method=GET http.route=/ping http.response.status_code=200 server.address=127.0.0.1
+        ",
+    );
+    assert!(!spans.one("GET /ping").has_remote_parent());
+    let metrics = capture.metrics();
+    assert_eq!(metrics.one("http.server.request.duration").count(), Some(1));
+    let active = metrics.one("http.server.active_requests");
+    assert_eq!(
+        active.attribute_texts(),
+        ["http.request.method=GET", "url.scheme=http"]
+    );
+    assert_eq!(active.value, PointValue::Sum(0.0));
+
+    // Once the capture is gone, the layer hands requests on as they are.
+    drop(capture);
+    let response = plain.get(format!("http://{with}/ping")).send().await;
+    assert_eq!(response.unwrap().status(), 200);
+}
+
+/// The client's active count is captured too, in the request's context.
+#[tokio::test]
+async fn the_clients_active_requests_return_to_zero() {
+    let capture = Capture::start();
+    assert_eq!(call(&capture, "/checkout").await, 200);
+    capture.spans().await;
+    let metrics = capture.metrics();
+    let active = metrics.one("http.client.active_requests");
+    assert_eq!(active.value, PointValue::Sum(0.0), "{metrics}");
+    assert_eq!(
+        metrics.one("http.server.active_requests").value,
+        PointValue::Sum(0.0)
+    );
+}

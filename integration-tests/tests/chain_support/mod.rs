@@ -11,14 +11,15 @@
 //! ```
 //!
 //! Every hop records what its handler saw ([`Visit`]); spans and metrics go
-//! to memory; log lines go through one process-wide fmt layer with `CorrelatedFormat` into
-//! a buffer (tests tell their lines apart by trace id).
+//! to the chain's `baton::testing` capture; log lines go through one
+//! process-wide fmt layer with `CorrelatedFormat` into a buffer (tests tell
+//! their lines apart by trace id).
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -31,13 +32,10 @@ use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
 use baton::logs::CorrelatedFormat;
 use baton::request_id::RequestId;
+use baton::testing::Capture;
 use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
 use futures_util::Stream;
 use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
-use opentelemetry::{Key, Value};
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
@@ -48,113 +46,6 @@ use tracing_subscriber::layer::SubscriberExt;
 
 /// The gateway's health-check route, left out by its filter.
 pub(crate) const HEALTHZ: &str = "/healthz";
-
-/// Tracer and meter providers exporting to memory; spans export as they end.
-pub(crate) struct Telemetry {
-    pub(crate) tracer_provider: SdkTracerProvider,
-    pub(crate) meter_provider: SdkMeterProvider,
-    pub(crate) spans: InMemorySpanExporter,
-    metrics: InMemoryMetricExporter,
-}
-
-impl Telemetry {
-    pub(crate) fn new() -> Self {
-        let spans = InMemorySpanExporter::default();
-        let metrics = InMemoryMetricExporter::default();
-        Telemetry {
-            tracer_provider: SdkTracerProvider::builder()
-                .with_simple_exporter(spans.clone())
-                .build(),
-            meter_provider: SdkMeterProvider::builder()
-                .with_reader(PeriodicReader::builder(metrics.clone()).build())
-                .build(),
-            spans,
-            metrics,
-        }
-    }
-
-    pub(crate) fn spans(&self) -> Vec<SpanData> {
-        self.spans.get_finished_spans().expect("spans")
-    }
-
-    /// The finished spans of trace `trace_id`, once `count` of them have
-    /// ended (most end before the response they belong to is sent; this
-    /// waits, up to a deadline, for any that end just after).
-    pub(crate) async fn trace(&self, trace_id: TraceId, count: usize) -> Vec<SpanData> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let spans: Vec<_> = self
-                .spans()
-                .into_iter()
-                .filter(|s| s.span_context.trace_id() == trace_id)
-                .collect();
-            if spans.len() >= count || Instant::now() > deadline {
-                assert_eq!(spans.len(), count, "{:#?}", names(&spans));
-                return spans;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Data points of histogram `name`, each as (count, sorted `key=value`
-    /// attributes), sorted.
-    pub(crate) fn histogram(&self, name: &str) -> Vec<(u64, Vec<String>)> {
-        self.metrics.reset();
-        self.meter_provider.force_flush().expect("flush");
-        let mut points = Vec::new();
-        for rm in self.metrics.get_finished_metrics().expect("metrics") {
-            for metric in rm.scope_metrics().flat_map(|s| s.metrics()) {
-                if metric.name() != name {
-                    continue;
-                }
-                assert_eq!(metric.unit(), "s");
-                let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() else {
-                    panic!("{name} is not an f64 histogram");
-                };
-                points.extend(h.data_points().map(|p| {
-                    let mut attributes: Vec<String> = p
-                        .attributes()
-                        .map(|kv| format!("{}={}", kv.key, kv.value))
-                        .collect();
-                    attributes.sort();
-                    (p.count(), attributes)
-                }));
-            }
-        }
-        points.sort();
-        points
-    }
-}
-
-/// The names of `spans`, for failure messages.
-pub(crate) fn names(spans: &[SpanData]) -> Vec<String> {
-    spans
-        .iter()
-        .map(|s| format!("{} ({:?})", s.name, s.span_kind))
-        .collect()
-}
-
-/// The one span of `spans` named `name`.
-pub(crate) fn one<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
-    let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "spans named {name:?} in {:#?}",
-        names(spans)
-    );
-    found[0]
-}
-
-/// The value of attribute `key` of `span`.
-pub(crate) fn attr(span: &SpanData, key: &'static str) -> Option<Value> {
-    let key = Key::from_static_str(key);
-    span.attributes
-        .iter()
-        .rev()
-        .find(|kv| kv.key == key)
-        .map(|kv| kv.value.clone())
-}
 
 /// What one hop's handler saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -342,7 +233,7 @@ type OrdersClient = EchoClient<GrpcClient<Channel>>;
 struct Gateway {
     orders: OrdersClient,
     seen: Arc<Seen>,
-    spans: InMemorySpanExporter,
+    capture: Arc<Capture>,
 }
 
 /// A failed call to orders as the gateway's answer.
@@ -396,11 +287,9 @@ async fn history(
             // The first message is here, the response headers long gone:
             // neither call span may have ended.
             let ended = gw
-                .spans
-                .get_finished_spans()
-                .expect("spans")
-                .iter()
-                .filter(|s| s.name == "baton.test.Echo/Stream")
+                .capture
+                .spans_now()
+                .named("baton.test.Echo/Stream")
                 .count();
             *gw.seen.stream_spans_at_first.lock().expect("lock") = Some(ended);
             gw.seen.resume.notify_one();
@@ -510,7 +399,9 @@ impl Server {
 /// The three services, plus a second gateway that is a public endpoint
 /// (both call the same orders).
 pub(crate) struct Chain {
-    pub(crate) telemetry: Telemetry,
+    /// What the chain recorded: every hop uses the global providers, and
+    /// the requests the tests send carry traces of this capture.
+    pub(crate) capture: Arc<Capture>,
     pub(crate) seen: Arc<Seen>,
     pub(crate) gateway: Server,
     pub(crate) public_gateway: Server,
@@ -520,16 +411,12 @@ pub(crate) struct Chain {
 
 impl Chain {
     pub(crate) async fn start() -> Self {
+        // Before the capture: its own subscriber is installed only when
+        // none is set, and this one must be the process's.
         logs();
-        let telemetry = Telemetry::new();
+        let capture = Arc::new(Capture::start());
         let seen = Arc::new(Seen::default());
-        let tp = &telemetry.tracer_provider;
-        let mp = &telemetry.meter_provider;
-        let http_layer = || {
-            HttpServerLayer::new()
-                .with_tracer_provider(tp)
-                .with_meter_provider(mp)
-        };
+        let http_layer = HttpServerLayer::new;
 
         let pricing = Server::axum(
             Router::new()
@@ -540,16 +427,10 @@ impl Chain {
         .await;
 
         let pricing_client = ClientBuilder::new(reqwest::Client::new())
-            .with(
-                HttpClientMiddleware::new()
-                    .with_tracer_provider(tp)
-                    .with_meter_provider(mp),
-            )
+            .with(HttpClientMiddleware::new())
             .build();
         let orders = Server::grpc(
-            GrpcServerLayer::new()
-                .with_tracer_provider(tp)
-                .with_meter_provider(mp),
+            GrpcServerLayer::new(),
             Orders {
                 pricing: pricing_client,
                 pricing_url: format!("http://{}", pricing.addr),
@@ -561,25 +442,21 @@ impl Chain {
             .expect("endpoint")
             .connect_lazy();
         let channel = tower::ServiceBuilder::new()
-            .layer(
-                GrpcClientLayer::new(
-                    &format!("http://127.0.0.1:{}", orders.addr.port())
-                        .parse()
-                        .expect("a uri"),
-                )
-                .with_tracer_provider(tp)
-                .with_meter_provider(mp),
-            )
+            .layer(GrpcClientLayer::new(
+                &format!("http://127.0.0.1:{}", orders.addr.port())
+                    .parse()
+                    .expect("a uri"),
+            ))
             .service(channel);
         let state = Gateway {
             orders: EchoClient::new(channel),
             seen: Arc::clone(&seen),
-            spans: telemetry.spans.clone(),
+            capture: Arc::clone(&capture),
         };
         let gateway_server = Server::axum(gateway(state.clone(), http_layer())).await;
         let public_gateway = Server::axum(gateway(state, http_layer().public_endpoint())).await;
         Chain {
-            telemetry,
+            capture,
             seen,
             gateway: gateway_server,
             public_gateway,
@@ -598,11 +475,13 @@ impl Chain {
 
 // ---- logs ------------------------------------------------------------------
 
-/// Everything the process-wide fmt layer wrote.
+/// Everything the process-wide fmt layer wrote. Its lines are what the
+/// tests check (which ids and baggage keys `CorrelatedFormat` writes), so
+/// they are kept as written rather than as `baton::testing` log records.
 #[derive(Clone, Default)]
-pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct LogLines(Arc<Mutex<Vec<u8>>>);
 
-impl io::Write for Capture {
+impl io::Write for LogLines {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.lock().expect("lock").extend_from_slice(buf);
         Ok(buf.len())
@@ -613,10 +492,10 @@ impl io::Write for Capture {
     }
 }
 
-impl MakeWriter<'_> for Capture {
-    type Writer = Capture;
+impl MakeWriter<'_> for LogLines {
+    type Writer = LogLines;
 
-    fn make_writer(&self) -> Capture {
+    fn make_writer(&self) -> LogLines {
         self.clone()
     }
 }
@@ -625,22 +504,22 @@ impl MakeWriter<'_> for Capture {
 /// on first use: the chain's handlers run on runtime worker threads, which a
 /// thread-local default would not reach. Tests in this binary run in
 /// parallel and tell their lines apart by trace id.
-pub(crate) fn logs() -> &'static Capture {
-    static LOGS: OnceLock<Capture> = OnceLock::new();
+pub(crate) fn logs() -> &'static LogLines {
+    static LOGS: OnceLock<LogLines> = OnceLock::new();
     LOGS.get_or_init(|| {
-        let capture = Capture::default();
+        let lines = LogLines::default();
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
                 .json()
-                .with_writer(capture.clone())
+                .with_writer(lines.clone())
                 .map_event_format(|f| CorrelatedFormat::new(f).baggage_keys(["tenant", "user"])),
         );
         tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        capture
+        lines
     })
 }
 
-impl Capture {
+impl LogLines {
     /// The JSON lines with message `message` and trace id `trace_id`.
     pub(crate) fn lines(&self, trace_id: TraceId, message: &str) -> Vec<serde_json::Value> {
         let bytes = self.0.lock().expect("lock").clone();

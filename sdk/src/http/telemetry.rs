@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
+use opentelemetry::{Context, KeyValue};
 use smallvec::SmallVec;
 
 use crate::metrics::{self, Active, Duration, SetKey};
@@ -53,19 +53,26 @@ pub(crate) struct InFlight<const N: usize> {
     /// The key of `active`, when the layer can name it.
     key: Option<SetKey>,
     start: Instant,
+    /// The request's context, kept only when measurements are recorded in
+    /// their context (see [`metrics::in_context`]): the count goes down when
+    /// the request is dropped, where no context of it is current.
+    cx: Option<Context>,
 }
 
 impl<const N: usize> InFlight<N> {
+    /// Counts the request of context `cx` in.
     pub(crate) fn start(
         instruments: &Instruments,
         active: Attributes<N>,
         key: Option<SetKey>,
+        cx: &Context,
     ) -> Self {
         let in_flight = InFlight {
             instruments: instruments.clone(),
             active,
             key,
             start: Instant::now(),
+            cx: metrics::records_in_context().then(|| cx.clone()),
         };
         in_flight.count(1);
         in_flight
@@ -78,15 +85,24 @@ impl<const N: usize> InFlight<N> {
         attributes: impl FnOnce() -> A,
     ) {
         let elapsed = self.start.elapsed().as_secs_f64();
-        self.instruments
-            .0
-            .duration
-            .record_keyed(elapsed, key, attributes);
+        self.in_context(|| {
+            self.instruments
+                .0
+                .duration
+                .record_keyed(elapsed, key, attributes);
+        });
     }
 
     fn count(&self, delta: i64) {
         let active = &self.instruments.0.active;
-        active.record_keyed(delta, self.key, || self.active.as_slice());
+        self.in_context(|| active.record_keyed(delta, self.key, || self.active.as_slice()));
+    }
+
+    fn in_context(&self, record: impl FnOnce()) {
+        match &self.cx {
+            Some(cx) => metrics::in_context(cx, record),
+            None => record(),
+        }
     }
 }
 

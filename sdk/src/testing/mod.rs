@@ -55,15 +55,16 @@
 //! - A request that carries no trace context into a server whose tasks do not
 //!   run in the capture's context starts a trace no capture owns. Send test
 //!   requests through Baton's client middleware inside [`Capture::run`], or
-//!   with the headers of [`Capture::caller`].
+//!   with the headers of [`Capture::caller`], or serve them through
+//!   [`Capture::layer`] (what a test of requests without trace headers does).
 //! - Measurements made outside any request's context are not captured:
-//!   observable (callback) instruments, and the `*.active_requests` counts of
-//!   a server layer, which change before and after the request's context
-//!   exists.
+//!   observable (callback) instruments. (Baton's `*.active_requests` counts
+//!   are recorded in their request's context, both up and down.)
 //! - Setting other global providers in the same test binary takes the
 //!   capture's away; each [`Capture::start`] installs them again.
 
 mod diff;
+mod layer;
 mod logs;
 mod metrics;
 mod spans;
@@ -76,6 +77,7 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, Tra
 use opentelemetry::{Context, Value};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 
+pub use layer::{CaptureLayer, CaptureService};
 pub use logs::{LogRecord, log_layer};
 pub use metrics::{Metrics, Point, PointValue};
 pub use spans::{CapturedSpan, Spans};
@@ -168,6 +170,14 @@ impl Capture {
     /// synchronous code.
     pub fn enter(&self) -> crate::EnterGuard {
         crate::enter(self.context())
+    }
+
+    /// A tower layer handling each request of a test server in this
+    /// capture's context, so that the traces requests without trace context
+    /// start are this capture's: put it outside Baton's server layer.
+    #[must_use]
+    pub fn layer(&self) -> CaptureLayer {
+        CaptureLayer::new(Arc::downgrade(&self.inner))
     }
 
     /// Claims trace `trace_id`: its spans belong to this capture from now on,

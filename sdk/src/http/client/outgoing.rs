@@ -93,7 +93,7 @@ impl Outgoing {
             inject(resolved.propagator, &cx, headers, plan.with_baggage);
 
             let metric = endpoint.iter().cloned().collect();
-            let in_flight = InFlight::start(resolved.instruments, endpoint, None);
+            let in_flight = InFlight::start(resolved.instruments, endpoint, None, &cx);
             Outgoing {
                 cx,
                 in_flight,

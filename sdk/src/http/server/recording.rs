@@ -131,7 +131,7 @@ impl Recording {
                 scheme,
                 version,
                 route,
-                in_flight: InFlight::start(resolved.instruments, active, Some(key)),
+                in_flight: InFlight::start(resolved.instruments, active, Some(key), &cx),
             };
             (cx, recording)
         })
@@ -182,7 +182,8 @@ impl Recording {
             // The status code or type says it all: no description.
             span.set_status(Status::error(""));
         }
-        crate::metrics::in_context(&self.cx, || self.record(status, error_type, code, error));
+        // `InFlight` records in the request's context.
+        self.record(status, error_type, code, error);
     }
 
     /// Records the duration with the outcome's attributes.
