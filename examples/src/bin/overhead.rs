@@ -377,6 +377,7 @@ fn instructions(endpoint: &str, requests: u64, variants: &[Variant]) -> Result<(
                 "--tool=callgrind".to_owned(),
                 "-q".to_owned(),
                 "--separate-threads=yes".to_owned(),
+                "--instr-atstart=no".to_owned(),
                 "--dump-instr=yes".to_owned(),
                 format!("--callgrind-out-file={}", prefix(role).display()),
             ])

@@ -11,15 +11,17 @@ use crate::BoxError;
 
 /// `VG_USERREQ_TOOL_BASE('C', 'T')`: callgrind's requests.
 const BASE: u64 = ((b'C' as u64) << 24) | ((b'T' as u64) << 16);
-/// `CALLGRIND_ZERO_STATS`: every thread's counters to zero.
-const ZERO_STATS: u64 = BASE + 1;
+/// `CALLGRIND_START_INSTRUMENTATION`: counting starts, in every thread (the
+/// process runs under `--instr-atstart=no`). Not `CALLGRIND_ZERO_STATS`,
+/// which zeroes only the calling thread's counters.
+const START_INSTRUMENTATION: u64 = BASE + 4;
 /// `CALLGRIND_STOP_INSTRUMENTATION`: no more counting, in any thread; what
 /// was counted is written at exit.
 const STOP_INSTRUMENTATION: u64 = BASE + 5;
 
 /// Counts from here on.
-pub(crate) fn zero_stats() {
-    request(ZERO_STATS);
+pub(crate) fn start_instrumentation() {
+    request(START_INSTRUMENTATION);
 }
 
 /// Stops counting.

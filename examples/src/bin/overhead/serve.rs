@@ -114,7 +114,7 @@ pub(crate) fn serve(
         match line?.trim() {
             "mark" => {
                 telemetry.flush();
-                callgrind::zero_stats();
+                callgrind::start_instrumentation();
                 writeln!(out, "marked")?;
                 out.flush()?;
             }
