@@ -33,12 +33,13 @@
 //! - `overhead <endpoint> [requests [variant]]` runs rounds
 //!   (`OVERHEAD_ROUNDS`, default 5) of every variant, each in fresh
 //!   processes, rotating which goes first, and prints medians over rounds:
-//!   CPU per request of each process and of its export thread, throughput
-//!   at saturation (closed loop over 32 connections), p50 and p99 latency at
-//!   a fixed offered load below saturation (`OVERHEAD_RATE` requests per
-//!   second, default 2000, for `OVERHEAD_RATE_SECONDS`, default 5, open
-//!   loop: latency counts from when a request was due), and each process's
-//!   peak RSS over the measured phases.
+//!   p50 and p99 latency at a fixed offered load below saturation
+//!   (`OVERHEAD_RATE` requests per second, default 2000, for
+//!   `OVERHEAD_RATE_SECONDS`, default 5, after a warm-up at that rate; open
+//!   loop: latency counts from when a request was due) and each process's
+//!   peak RSS during it; then CPU per request of each process and of its
+//!   export thread, and throughput, at saturation (closed loop over 32
+//!   connections).
 //!
 //! `scripts/overhead` starts a local collector and runs both. Internally,
 //! `overhead serve <gateway|echo> <variant> <endpoint> [echo port]` is one
@@ -496,7 +497,7 @@ struct Timed {
     /// At the fixed load, milliseconds.
     p50: f64,
     p99: f64,
-    /// Peak resident set over the measured phases, MiB.
+    /// Peak resident set at the fixed load, MiB.
     gateway_rss: f64,
     echo_rss: f64,
 }
@@ -591,13 +592,18 @@ fn timed_run(
 ) -> Result<(Timed, String), BoxError> {
     let mut services = Services::start(variant, endpoint, |_| None)?;
     let addr = services.addr();
-    let warm = rt.block_on(closed(addr, WARM_UP))?;
+    // Warm-up at the fixed rate: at saturation the span queues would fill
+    // up, and the peak RSS below is the one at the fixed load.
+    let (warm, warm_failed) = rt.block_on(open(addr, rate, WARM_UP.div_ceil(rate)))?;
     services.mark()?;
     let pids = Role::ALL.map(|r| services.by_role(r).pid());
     for pid in pids {
         // Resets the peak RSS (VmHWM) to the current RSS (proc(5)).
         std::fs::write(format!("/proc/{pid}/clear_refs"), "5")?;
     }
+    let (mut latencies, open_failed) = rt.block_on(open(addr, rate, seconds))?;
+    latencies.sort_unstable();
+    let rss = pids.map(peak_rss);
     let cpu = pids.map(process_cpu);
     let export = pids.map(export_cpu);
     let measured = rt.block_on(closed(addr, requests))?;
@@ -611,12 +617,9 @@ fn timed_run(
     let echo_cpu = per_request(&cpu[1], pids[1], process_cpu)?;
     let export_cpu = per_request(&export[0], pids[0], export_cpu)?
         + per_request(&export[1], pids[1], export_cpu)?;
-    let (mut latencies, open_failed) = rt.block_on(open(addr, rate, seconds))?;
-    latencies.sort_unstable();
-    let rss = pids.map(peak_rss);
-    let sent = warm.sent() + n + latencies.len() as u64 + open_failed;
+    let sent = warm.len() as u64 + warm_failed + n + latencies.len() as u64 + open_failed;
     let spans = services.stop(sent)?;
-    let failed = measured.failed + open_failed;
+    let failed = warm_failed + measured.failed + open_failed;
     let spans = if failed > 0 {
         format!("{spans}; {failed} requests failed")
     } else {

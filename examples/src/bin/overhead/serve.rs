@@ -141,10 +141,10 @@ pub(crate) fn serve(
 enum Telemetry {
     Uninstrumented,
     /// What `baton::init()` returned.
-    Baton(baton::Telemetry),
+    Baton(Box<baton::Telemetry>),
     /// Baton's export pipeline, recorded to by the other `opentelemetry`
     /// variants.
-    Pipeline(Pipeline),
+    Pipeline(Box<Pipeline>),
     /// fastrace's global collector, reporting through an OTLP exporter.
     Fastrace(Arc<AtomicU64>),
 }
@@ -161,7 +161,7 @@ impl Telemetry {
             Variant::Uninstrumented => Telemetry::Uninstrumented,
             // As README sets Baton up: the environment names the collector
             // (the parent set it), `init()` does the rest.
-            Variant::Baton => Telemetry::Baton(baton::init()?),
+            Variant::Baton => Telemetry::Baton(Box::new(baton::init()?)),
             Variant::TracingOtel => {
                 let pipeline = Pipeline::new(&config())?;
                 // The stack records through `tracing` and propagates with
@@ -179,9 +179,9 @@ impl Telemetry {
                 );
                 tracing::subscriber::set_global_default(subscriber)?;
                 opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-                Telemetry::Pipeline(pipeline)
+                Telemetry::Pipeline(Box::new(pipeline))
             }
-            Variant::OtelManual => Telemetry::Pipeline(Pipeline::new(&config())?),
+            Variant::OtelManual => Telemetry::Pipeline(Box::new(Pipeline::new(&config())?)),
             Variant::Fastrace => {
                 // Baton's OTLP/gRPC span encoder, driven by a runtime of its
                 // own on fastrace's collector thread.
@@ -249,11 +249,13 @@ impl Telemetry {
                     ..Delivered::default()
                 });
             }
-            Telemetry::Baton(t) => t.shutdown(deadline),
-            Telemetry::Pipeline(p) => p.shutdown(deadline),
+            Telemetry::Baton(t) => (*t).shutdown(deadline),
+            Telemetry::Pipeline(p) => (*p).shutdown(deadline),
         };
+        // Spans lost (a queue overflowing at saturation) are counted and
+        // reported by the parent, not an error of the run.
         if !report.errors.is_empty() {
-            return Err(report.to_string().into());
+            eprintln!("overhead: shutdown: {report}");
         }
         Ok(Delivered::from(report.spans))
     }
