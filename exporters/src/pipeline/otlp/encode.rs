@@ -54,17 +54,28 @@ impl EncodedResource {
 /// An `ExportTraceServiceRequest` holding `spans` of `resource`, grouped by
 /// instrumentation scope in order of first appearance.
 pub(crate) fn export_request(resource: &EncodedResource, spans: &[SpanData]) -> Vec<u8> {
-    // Batches hold a handful of scopes: a linear search beats hashing them.
+    // Each span's scope is looked up once, against the last one found
+    // first: batches hold a handful of scopes, usually runs of one.
     let mut scopes: Vec<&InstrumentationScope> = Vec::new();
+    let mut of_span = Vec::with_capacity(spans.len());
+    let mut last = 0;
     for span in spans {
-        if !scopes.contains(&&span.instrumentation_scope) {
-            scopes.push(&span.instrumentation_scope);
+        let scope = &span.instrumentation_scope;
+        if !scopes.get(last).is_some_and(|s| same_scope(s, scope)) {
+            last = match scopes.iter().position(|s| same_scope(s, scope)) {
+                Some(i) => i,
+                None => {
+                    scopes.push(scope);
+                    scopes.len() - 1
+                }
+            };
         }
+        of_span.push(last);
     }
     let mut buf = Vec::with_capacity(256 + spans.len() * 512);
     message(&mut buf, 1, |buf| {
         buf.extend_from_slice(&resource.0);
-        for scope in scopes {
+        for (index, scope) in scopes.iter().enumerate() {
             message(buf, 2, |buf| {
                 message(buf, 1, |buf| {
                     string(buf, 1, scope.name());
@@ -73,7 +84,7 @@ pub(crate) fn export_request(resource: &EncodedResource, spans: &[SpanData]) -> 
                         key_value(buf, 3, kv.key.as_str(), &kv.value);
                     }
                 });
-                for span in spans.iter().filter(|s| s.instrumentation_scope == *scope) {
+                for (span, _) in spans.iter().zip(&of_span).filter(|(_, i)| **i == index) {
                     message(buf, 2, |buf| encode_span(buf, span));
                 }
                 string(buf, 3, scope.schema_url().unwrap_or_default());
@@ -81,6 +92,26 @@ pub(crate) fn export_request(resource: &EncodedResource, spans: &[SpanData]) -> 
         }
     });
     buf
+}
+
+/// `a == b`, without comparing the text when both are clones of one
+/// scope with no attributes (a tracer's spans: the names are the same
+/// `&'static str`s). `InstrumentationScope`'s own `==` compares every
+/// string and builds and sorts two vectors of attributes, twice per span
+/// here before: 430 instructions per span in callgrind on the overhead
+/// scenario.
+fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
+    let same = |x: Option<&str>, y: Option<&str>| match (x, y) {
+        (Some(x), Some(y)) => std::ptr::eq(x, y),
+        (None, None) => true,
+        _ => false,
+    };
+    let shared = same(Some(a.name()), Some(b.name()))
+        && same(a.version(), b.version())
+        && same(a.schema_url(), b.schema_url())
+        && a.attributes().next().is_none()
+        && b.attributes().next().is_none();
+    shared || a == b
 }
 
 fn encode_span(buf: &mut Vec<u8>, span: &SpanData) {
