@@ -213,6 +213,15 @@ fn the_demo_prints_one_whole_tree_per_checkout_the_red_table_and_a_summary() {
             out.traces
         );
     }
+    // And the typical call spends well under a millisecond on loopback
+    // outside its server (the median: one call may meet a busy machine).
+    let mut sorted: Vec<_> = gaps.iter().map(|(_, gap)| *gap).collect();
+    sorted.sort();
+    let median = sorted[sorted.len() / 2];
+    assert!(
+        median < Duration::from_millis(1),
+        "a loopback call typically waits {median:?} outside its server: {gaps:?}"
+    );
     // The three that went through: the streaming call too.
     let ok: Vec<_> = trees
         .iter()

@@ -190,40 +190,19 @@ async fn main() -> ExitCode {
     println!("inventory  grpc://{inventory_addr}");
     println!("pricing    http://{pricing_addr}");
 
-    section("requests (log lines from all four services, requests in parallel)");
+    section("requests (log lines from all four services)");
     // A hung service should fail the demo, not hang it.
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()
         .expect("an HTTP client without TLS builds");
-    // All at once: each request keeps its own context however they interleave.
-    if std::env::var("WARM").is_ok() {
-        let _ = get(
-            &client,
-            format!("http://{gateway_addr}/checkout/widget"),
-            Some(&CHECKOUTS[0]),
-        )
-        .await;
-    }
-    let requests: Vec<_> = CHECKOUTS
-        .iter()
-        .map(|c| {
-            let client = client.clone();
-            let url = format!("http://{gateway_addr}/checkout/{}", c.sku);
-            tokio::spawn(async move { get(&client, url, Some(c)).await })
-        })
-        .collect();
+    // One at a time, so each trace shows what one request costs; the
+    // `context` binary and the burst test show concurrent requests keeping
+    // their own contexts.
     let mut results = Vec::new();
-    for request in requests {
-        if std::env::var("SEQ").is_ok() {
-            let _ = get(
-                &client,
-                format!("http://{gateway_addr}/checkout/widget"),
-                Some(&CHECKOUTS[0]),
-            )
-            .await;
-        }
-        results.push(request.await.unwrap_or_else(|e| Err(e.to_string())));
+    for c in CHECKOUTS.iter() {
+        let url = format!("http://{gateway_addr}/checkout/{}", c.sku);
+        results.push(get(&client, url, Some(c)).await);
     }
     let health = get(&client, format!("http://{gateway_addr}/healthz"), None).await;
     tokio::time::sleep(SETTLE).await;
