@@ -649,3 +649,82 @@ async fn malformed_input_node() {
 async fn malformed_input_go() {
     malformed(PeerKind::Go).await;
 }
+
+/// Members only the current tracestate key grammar accepts: 15 characters
+/// after the `@` (the older `tenant@system` grammar allows 14) and two `@`s.
+const CURRENT_GRAMMAR_MEMBERS: &str = "t@vvvvvvvvvvvvvvv=2,a@b@c=3";
+
+/// Python → Baton → Python with tracestate keys only the current grammar
+/// accepts, beside the old-grammar members of [`TRACESTATE`].
+///
+/// - Python (SDK 1.45): its `TraceState` applies the older grammar, so its
+///   propagator cannot carry these keys; the peer's own code writes them
+///   into the outbound `tracestate` in front of what the SDK injected
+///   (`x-peer-raw-tracestate`, see `peers/python/peer.py`).
+/// - Baton's propagator extracts the whole header and, on its next outbound
+///   hop from a span of its own, injects it byte for byte.
+/// - Python again, receiving that hop: the header arrives unchanged, and its
+///   SDK discards the whole tracestate because of the two keys (Node's
+///   drops just them, Go's also the whole header).
+#[tokio::test]
+async fn python_sends_current_grammar_keys_baton_forwards_them() {
+    let propagator = baton_propagator();
+    let peer = Peer::start(PeerKind::Python);
+    let mut c = Checks::default();
+    let with_new_keys = format!("{CURRENT_GRAMMAR_MEMBERS},{TRACESTATE}");
+
+    // Hop 1: Baton → Python; Python's outbound carries the hand-written keys.
+    let origin = baton_origin(&propagator, Baggage::new());
+    let mut to_python = inject(&propagator, &origin.cx);
+    to_python.insert(
+        "x-peer-raw-tracestate",
+        CURRENT_GRAMMAR_MEMBERS.parse().expect("valid header value"),
+    );
+    let sent = peer.call(&to_python).await;
+    c.eq(
+        "Python's SDK read the old-grammar tracestate",
+        sent.tracestate.as_str(),
+        TRACESTATE,
+    );
+    c.eq(
+        "Python sends the current-grammar keys beside the SDK's members",
+        sent.injected("tracestate"),
+        Some(with_new_keys.as_str()),
+    );
+
+    // Hop 2: Baton receives Python's headers and calls out from its own span.
+    let flags = flags_of(
+        sent.injected("traceparent")
+            .expect("Python injected traceparent"),
+    );
+    let hop = baton_hop(&propagator, &sent.injected, flags);
+    let from_baton = inject(&propagator, &hop.cx);
+    c.eq(
+        "Baton forwards the tracestate byte-identically",
+        header(&from_baton, "tracestate"),
+        Some(with_new_keys.as_str()),
+    );
+
+    // Hop 3: what arrives at Python, and what its SDK makes of it.
+    let back = peer.call(&from_baton).await;
+    c.eq(
+        "Python received Baton's tracestate unchanged",
+        back.raw["received"]["tracestate"].as_str(),
+        Some(with_new_keys.as_str()),
+    );
+    c.eq("Python continues the trace", &back.trace_id, &sent.trace_id);
+    c.eq(
+        "Python's SDK discards a tracestate with current-grammar keys",
+        back.tracestate.as_str(),
+        "",
+    );
+    c.eq(
+        "so Python's SDK would not have forwarded them",
+        back.injected("tracestate").filter(|v| !v.is_empty()),
+        None,
+    );
+    c.finish(&format!(
+        "Python sent {}; Baton sent {from_baton:?}; Python then reported {}",
+        sent.raw, back.raw
+    ));
+}
