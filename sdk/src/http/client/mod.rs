@@ -40,6 +40,8 @@ mod layer;
 #[cfg(feature = "reqwest")]
 mod middleware;
 mod outgoing;
+#[cfg(feature = "reqwest")]
+mod redirect;
 mod url;
 
 #[cfg(feature = "http-client")]
@@ -48,6 +50,9 @@ pub use layer::{HttpClientLayer, HttpClientService, ResponseFuture};
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use middleware::HttpClientMiddleware;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use redirect::{TooManyRedirects, redirect_policy};
 
 use opentelemetry::metrics::Meter;
 use opentelemetry_semantic_conventions::metric::{
