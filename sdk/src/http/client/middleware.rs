@@ -21,12 +21,16 @@ use crate::propagation::inject;
 /// `reqwest_middleware` client sends. Takes the [options every Baton
 /// middleware takes](crate::instrumentation). See the [module docs](super).
 ///
+/// Build the client with [`client`](Self::client) (or give it
+/// [`redirect_policy`](super::redirect_policy)): with reqwest's default
+/// redirect policy, a redirect carries the baggage to any host.
+///
 /// ```
 /// use baton::http::client::HttpClientMiddleware;
 ///
-/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(HttpClientMiddleware::new())
-///     .build();
+/// let client = HttpClientMiddleware::new()
+///     .client(reqwest::Client::builder())
+///     .expect("a client");
 /// # drop(client);
 /// ```
 #[derive(Clone)]
