@@ -3,25 +3,34 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::Extensions;
+use opentelemetry::Context;
+use opentelemetry::baggage::BaggageExt as _;
 use reqwest::{Request, Response};
-use reqwest_middleware::{Middleware, Next, Result};
+use reqwest_middleware::{ClientWithMiddleware, Middleware, Next, Result};
 
 use super::Client;
 use super::outgoing::{Outgoing, Plan, Target};
+use super::redirect::Chain;
 use crate::instrumentation::{Options, RequestView, client_options, options};
+use crate::propagation::inject;
 
 /// Traces, measures and propagates the context of every request a
 /// `reqwest_middleware` client sends. Takes the [options every Baton
 /// middleware takes](crate::instrumentation). See the [module docs](super).
 ///
+/// Build the client with [`client`](Self::client) (or give it
+/// [`redirect_policy`](super::redirect_policy)): with reqwest's default
+/// redirect policy, a redirect carries the baggage to any host.
+///
 /// ```
 /// use baton::http::client::HttpClientMiddleware;
 ///
-/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(HttpClientMiddleware::new())
-///     .build();
+/// let client = HttpClientMiddleware::new()
+///     .client(reqwest::Client::builder())
+///     .expect("a client");
 /// # drop(client);
 /// ```
 #[derive(Clone)]
@@ -51,6 +60,7 @@ impl HttpClientMiddleware {
     ) -> Result<Response> {
         let options = &self.options;
         let plan = Plan::new(options, &RequestView::from_reqwest(&req));
+        let with_baggage = plan.with_baggage();
         // Out of the request while it is read: no copy of its URL.
         let mut headers = std::mem::take(req.headers_mut());
         let url = req.url();
@@ -67,15 +77,110 @@ impl HttpClientMiddleware {
             &mut headers,
         );
         *req.headers_mut() = headers;
-        let Some(outgoing) = outgoing else {
-            return next.run(req, extensions).await;
-        };
-        let result = crate::run(outgoing.cx().clone(), next.run(req, extensions)).await;
-        match &result {
-            Ok(response) => outgoing.response(response.status(), response.version()),
-            Err(error) => outgoing.error(transport_error_type(error)),
+        let cx = outgoing
+            .as_ref()
+            .map_or_else(crate::current, |outgoing| outgoing.cx().clone());
+        let result = self.follow(cx, req, with_baggage, extensions, next).await;
+        if let Some(outgoing) = outgoing {
+            match &result {
+                Ok(response) => outgoing.response(response.status(), response.version()),
+                Err(error) => outgoing.error(transport_error_type(error)),
+            }
         }
         result
+    }
+
+    /// Sends `req` in `cx`, marked for [`redirect_policy`](super::redirect_policy):
+    /// a redirect it stops before, so as not to carry the baggage to a host
+    /// the policy does not allow, is sent from here without the baggage.
+    async fn follow(
+        &self,
+        cx: Context,
+        req: Request,
+        with_baggage: bool,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response> {
+        // Only the baggage needs watching: trace context goes everywhere.
+        let baggage =
+            (with_baggage && !cx.baggage().is_empty()).then(|| self.options.baggage.clone());
+        let Some(baggage) = baggage else {
+            return crate::run(cx, next.run(req, extensions)).await;
+        };
+        let chain = Chain::new(Some(baggage), 0);
+        // To send again if a redirect is stopped; `None` for a streamed body.
+        let copy = req.try_clone();
+        let first = req.url().clone();
+        let response = crate::run(
+            cx.with_value(chain.clone()),
+            next.clone().run(req, extensions),
+        )
+        .await?;
+        let Some(stop) = chain.take_stop() else {
+            if !chain.consulted() && *response.url() != first {
+                warn_other_policy();
+            }
+            return Ok(response);
+        };
+        // A body that cannot be sent again: the caller gets the redirect.
+        let Some(copy) = copy else {
+            return Ok(response);
+        };
+        let followed = stop.followed;
+        let mut req = stop.request(copy, response.status());
+        self.options.with(|resolved| {
+            let headers = req.headers_mut();
+            for name in resolved.propagator.field_names() {
+                headers.remove(name.as_str());
+            }
+            inject(resolved.propagator, &cx, headers, false);
+        });
+        crate::run(
+            cx.with_value(Chain::new(None, followed)),
+            next.run(req, extensions),
+        )
+        .await
+    }
+
+    /// A client for `builder` with this middleware and
+    /// [`redirect_policy`](super::redirect_policy) (at reqwest's default
+    /// limit of 10), so that no redirect carries baggage where the baggage
+    /// policy does not allow it.
+    ///
+    /// ```
+    /// use baton::http::client::HttpClientMiddleware;
+    ///
+    /// let client = HttpClientMiddleware::new()
+    ///     .client(reqwest::Client::builder())
+    ///     .expect("a client");
+    /// # drop(client);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What [`reqwest::ClientBuilder::build`] fails with.
+    pub fn client(
+        self,
+        builder: reqwest::ClientBuilder,
+    ) -> std::result::Result<ClientWithMiddleware, reqwest::Error> {
+        let client = builder
+            .redirect(super::redirect_policy(super::redirect::DEFAULT_LIMIT))
+            .build()?;
+        Ok(reqwest_middleware::ClientBuilder::new(client)
+            .with(self)
+            .build())
+    }
+}
+
+/// Once per process: the first request that shows it is enough to act on.
+fn warn_other_policy() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "a request with baggage was redirected by a reqwest client without \
+             baton::http::client::redirect_policy: the baggage may have gone to a host \
+             the baggage policy does not allow"
+        );
     }
 }
 

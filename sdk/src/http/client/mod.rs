@@ -34,12 +34,34 @@
 //!
 //! The span ends and the duration is recorded when the response headers
 //! arrive: reading the body is not included.
+//!
+//! # Redirects
+//!
+//! reqwest follows redirects (10 by default) below any middleware, and on a
+//! hop to another host it removes credentials but keeps every other header,
+//! `baggage` among them: with reqwest's default redirect policy, baggage
+//! sent to an allowed host goes on to wherever that host redirects, and the
+//! middleware cannot prevent it. Give the client [`redirect_policy`]
+//! instead, or build it with [`HttpClientMiddleware::client`], which does
+//! both in one call: before a hop to a host the baggage policy does not
+//! allow, reqwest stops and the middleware sends that hop, and the rest of
+//! the chain, without the baggage (trace context still goes on every hop).
+//! A request whose body is a stream cannot be sent again: for one that is
+//! redirected (307, 308) there, the caller gets the redirect response. The
+//! middleware logs a warning, once, when a request with baggage was
+//! redirected by a client without that policy.
+//!
+//! [`HttpClientLayer`] sees each request its tower stack sends: a redirect
+//! layer (such as tower-http's `FollowRedirect`) goes outside it, so that
+//! every hop is checked.
 
 #[cfg(feature = "http-client")]
 mod layer;
 #[cfg(feature = "reqwest")]
 mod middleware;
 mod outgoing;
+#[cfg(feature = "reqwest")]
+mod redirect;
 mod url;
 
 #[cfg(feature = "http-client")]
@@ -48,6 +70,9 @@ pub use layer::{HttpClientLayer, HttpClientService, ResponseFuture};
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use middleware::HttpClientMiddleware;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use redirect::{TooManyRedirects, redirect_policy};
 
 use opentelemetry::metrics::Meter;
 use opentelemetry_semantic_conventions::metric::{

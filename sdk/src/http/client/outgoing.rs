@@ -40,6 +40,15 @@ impl Plan {
         });
         Plan { name, with_baggage }
     }
+
+    /// Whether the policy lets the request carry baggage.
+    #[cfg_attr(
+        not(feature = "reqwest"),
+        expect(dead_code, reason = "the reqwest middleware's")
+    )]
+    pub(crate) fn with_baggage(&self) -> bool {
+        self.with_baggage
+    }
 }
 
 /// A request being recorded. Dropped unfinished (cancelled), it ends the

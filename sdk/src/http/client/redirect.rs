@@ -1,0 +1,205 @@
+//! Redirects under the baggage policy, for reqwest.
+//!
+//! reqwest follows redirects below any middleware and keeps every header
+//! but credentials on a cross-host hop, `baggage` included. The middleware
+//! marks the context it sends a request in with the baggage policy; the
+//! redirect policy here, which reqwest calls in that context, stops before
+//! a hop the baggage may not go to, and the middleware sends that hop
+//! itself without the baggage.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION,
+    TRANSFER_ENCODING, WWW_AUTHENTICATE,
+};
+use http::{Method, StatusCode};
+use reqwest::redirect::{Attempt, Policy};
+use reqwest::{Request, Url};
+
+use crate::instrumentation::BaggagePolicy;
+
+/// reqwest's default limit.
+pub(crate) const DEFAULT_LIMIT: usize = 10;
+
+/// A reqwest redirect policy that follows at most `limit` redirects in a
+/// chain and never carries baggage to a host the
+/// [`HttpClientMiddleware`](super::HttpClientMiddleware)'s baggage policy
+/// does not allow: before such a hop it stops, and the middleware sends
+/// that hop (and the rest of the chain) without the baggage. Trace context
+/// goes on every hop.
+///
+/// reqwest's own default policy keeps the `baggage` header on every hop,
+/// to any host: a client that sends baggage should use this one.
+/// [`HttpClientMiddleware::client`](super::HttpClientMiddleware::client)
+/// builds such a client in one call.
+///
+/// ```
+/// use baton::http::client::{HttpClientMiddleware, redirect_policy};
+///
+/// let client = reqwest::Client::builder()
+///     .redirect(redirect_policy(10))
+///     .build()
+///     .expect("a client");
+/// let client = reqwest_middleware::ClientBuilder::new(client)
+///     .with(HttpClientMiddleware::new())
+///     .build();
+/// # drop(client);
+/// ```
+///
+/// Without the middleware it behaves as `reqwest::redirect::Policy::limited(limit)`,
+/// failing with [`TooManyRedirects`] past the limit.
+pub fn redirect_policy(limit: usize) -> Policy {
+    Policy::custom(move |attempt| decide(limit, attempt))
+}
+
+fn decide(limit: usize, attempt: Attempt<'_>) -> reqwest::redirect::Action {
+    let chain = opentelemetry::Context::map_current(|cx| cx.get::<Chain>().cloned());
+    let followed = chain.as_ref().map_or(0, |chain| chain.followed);
+    // `previous` starts with the first URL of this chain: its length is the
+    // number of redirects once this one is followed.
+    if followed + attempt.previous().len() > limit {
+        return attempt.error(TooManyRedirects { limit });
+    }
+    let Some(chain) = chain else {
+        return attempt.follow();
+    };
+    chain.consulted.store(true, Ordering::Relaxed);
+    let Some(baggage) = &chain.baggage else {
+        return attempt.follow();
+    };
+    if attempt
+        .url()
+        .host_str()
+        .is_some_and(|host| baggage.allows(host))
+    {
+        return attempt.follow();
+    }
+    let stop = Stop {
+        url: attempt.url().clone(),
+        previous: attempt.previous().last().cloned(),
+        followed: followed + attempt.previous().len(),
+    };
+    *chain.stopped.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop);
+    attempt.stop()
+}
+
+/// More redirects in a chain than [`redirect_policy`]'s limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyRedirects {
+    limit: usize,
+}
+
+impl TooManyRedirects {
+    /// The limit that was reached.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl fmt::Display for TooManyRedirects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "more than {} redirects", self.limit)
+    }
+}
+
+impl Error for TooManyRedirects {}
+
+/// One chain of redirects reqwest follows for the middleware, in the
+/// context it sends the request in.
+#[derive(Clone)]
+pub(crate) struct Chain(Arc<ChainState>);
+
+pub(crate) struct ChainState {
+    /// The policy, when the request carries baggage.
+    baggage: Option<BaggagePolicy>,
+    /// Redirects followed before this chain began.
+    followed: usize,
+    /// Whether the redirect policy saw this chain: if not, and reqwest
+    /// followed a redirect, the client has another policy.
+    consulted: AtomicBool,
+    /// The hop the redirect policy stopped before.
+    stopped: Mutex<Option<Stop>>,
+}
+
+impl std::ops::Deref for Chain {
+    type Target = ChainState;
+
+    fn deref(&self) -> &ChainState {
+        &self.0
+    }
+}
+
+impl Chain {
+    pub(crate) fn new(baggage: Option<BaggagePolicy>, followed: usize) -> Self {
+        Chain(Arc::new(ChainState {
+            baggage,
+            followed,
+            consulted: AtomicBool::new(false),
+            stopped: Mutex::new(None),
+        }))
+    }
+
+    pub(crate) fn consulted(&self) -> bool {
+        self.consulted.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn take_stop(&self) -> Option<Stop> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// A redirect the policy stopped before, for the baggage's sake.
+pub(crate) struct Stop {
+    url: Url,
+    previous: Option<Url>,
+    /// Redirects followed once this one is.
+    pub(crate) followed: usize,
+}
+
+impl Stop {
+    /// The request for this hop, made from a copy of the chain's first
+    /// request as reqwest would. The caller re-injects the propagation
+    /// headers.
+    pub(crate) fn request(self, mut request: Request, status: StatusCode) -> Request {
+        let to_get = match status {
+            StatusCode::SEE_OTHER => *request.method() != Method::HEAD,
+            StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND => *request.method() == Method::POST,
+            _ => false,
+        };
+        if to_get {
+            *request.method_mut() = Method::GET;
+            *request.body_mut() = None;
+            let headers = request.headers_mut();
+            for name in [
+                CONTENT_TYPE,
+                CONTENT_LENGTH,
+                CONTENT_ENCODING,
+                TRANSFER_ENCODING,
+            ] {
+                headers.remove(name);
+            }
+        }
+        let cross_origin = self.previous.as_ref().is_none_or(|previous| {
+            previous.host_str() != self.url.host_str()
+                || previous.port_or_known_default() != self.url.port_or_known_default()
+                || previous.scheme() != self.url.scheme()
+        });
+        if cross_origin {
+            // What reqwest removes on a cross-host hop.
+            let headers = request.headers_mut();
+            for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE] {
+                headers.remove(name);
+            }
+            headers.remove("cookie2");
+        }
+        *request.url_mut() = self.url;
+        request
+    }
+}
