@@ -9,9 +9,9 @@
 //!   members, repeated keys forwarded as received, repeated lines combined, no
 //!   empty header sent), with a `HeaderMap` fast path that does not allocate
 //!   for `traceparent`. It passes the cases of the official test suite
-//!   (`test/test.py` at commit `34b10ac5af7f0caeb28efe35fe51cd4763ec5771`)
-//!   except where that suite still applies the older `tenant@system` key
-//!   grammar, and there it follows the current grammar.
+//!   (`test/test.py` at commit `e06b326492f25b21c41a26e68fd5b0ca7c97a301`)
+//!   except where the specification has moved on since (the key grammar,
+//!   duplicated keys), and there it follows the current text.
 //! - [`BaggagePropagator`]: W3C Baggage with percent-encoding that is stable
 //!   across any number of hops, properties kept as properties, and the limits
 //!   (64 members, 8192 bytes) enforced by dropping entries, never the request.
