@@ -1,19 +1,33 @@
-//! Percent-encoding for W3C Baggage values and properties (also used for Jaeger `uberctx-*`).
-//!
-//! Written here rather than taken from `percent-encoding` because the baggage
-//! rules are specific: the allowed set is `baggage-octet`, `%` itself is always
-//! encoded so values survive any number of hops, `+` is a literal plus, and
-//! invalid UTF-8 after decoding becomes U+FFFD (W3C Baggage, "value").
+//! Percent-encoding for W3C Baggage values and properties (also used for
+//! Jaeger `uberctx-*`), through the `percent-encoding` crate with the
+//! baggage rules as its set: everything outside `baggage-octet` is encoded,
+//! `%` itself always (so values survive any number of hops), `+` is a
+//! literal plus, and invalid UTF-8 after decoding becomes U+FFFD (W3C
+//! Baggage, "value").
 
 use std::borrow::Cow;
 
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+/// The ASCII bytes that are not `baggage-octet`s, and `%`; the encoder
+/// escapes every non-ASCII byte too.
+const ENCODED: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b',')
+    .add(b';')
+    .add(b'\\')
+    .add(b'%');
+
 /// `baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`, less `%`,
-/// which we always encode so that decoding is the exact inverse of encoding.
+/// which we always encode so that decoding is the exact inverse of encoding:
+/// the grammar's check, the complement of [`ENCODED`] (a test keeps them
+/// equal).
 pub(crate) fn is_safe_octet(b: u8) -> bool {
     SAFE[usize::from(b)]
 }
 
-// A table, because this runs once per byte of every value encoded or checked.
+// A table, because the grammar checks every byte of every value received.
 static SAFE: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
@@ -27,22 +41,7 @@ static SAFE: [bool; 256] = {
 
 /// Appends `value` to `out`, percent-encoding every byte outside the safe set.
 pub(crate) fn encode_into(value: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    // Safe bytes are copied in runs, not one `push` each: most values are
-    // mostly safe, and this is the hot loop of every inject. A non-empty run
-    // is ASCII, so on `char` boundaries; an empty one may fall inside a
-    // multi-byte character, where `get` gives `None`: nothing to copy.
-    let mut run = 0;
-    for (i, &b) in value.as_bytes().iter().enumerate() {
-        if !is_safe_octet(b) {
-            out.push_str(value.get(run..i).unwrap_or_default());
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0F)]));
-            run = i + 1;
-        }
-    }
-    out.push_str(value.get(run..).unwrap_or_default());
+    out.extend(utf8_percent_encode(value, ENCODED));
 }
 
 /// The encoded length of `value`, without encoding it.
@@ -56,41 +55,7 @@ pub(crate) fn encoded_len(value: &str) -> usize {
 /// Decodes `%HH` sequences; a `%` not followed by two hex digits stays literal.
 /// Borrows when there is nothing to decode.
 pub(crate) fn decode(value: &str) -> Cow<'_, str> {
-    if !value.contains('%') {
-        return Cow::Borrowed(value);
-    }
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| Some((hex_val(h[0])? << 4) | hex_val(h[1])?));
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    // Valid UTF-8 (the usual case) is taken as is rather than copied again.
-    Cow::Owned(
-        String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    )
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    percent_decode_str(value).decode_utf8_lossy()
 }
 
 #[cfg(test)]
@@ -134,6 +99,14 @@ mod tests {
         assert_eq!(decode("%zz%4"), "%zz%4", "non-hex stays literal");
         assert_eq!(decode("%ff"), "\u{FFFD}", "invalid UTF-8 becomes U+FFFD");
         assert_eq!(decode("%252541"), "%2541", "decoding happens once");
+    }
+
+    #[test]
+    fn the_encoder_escapes_exactly_what_the_grammar_forbids() {
+        for b in 0..=127u8 {
+            let one = char::from(b).to_string();
+            assert_eq!(encode(&one) == one, is_safe_octet(b), "byte {b:#04x}");
+        }
     }
 
     proptest! {
