@@ -240,6 +240,31 @@ impl Providers {
     }
 }
 
+/// Most requests one gRPC connection carries at once (HTTP/2
+/// `SETTINGS_MAX_CONCURRENT_STREAMS`). tonic sets no limit by default, so a
+/// burst opens every request as a stream at once and the server cannot
+/// accept them as fast as they arrive; with a limit, the caller's channel
+/// holds the rest until a stream is free. 256 keeps both cores busy on
+/// loopback without a long queue inside the server.
+const GRPC_MAX_STREAMS: u32 = 256;
+
+/// How many streams a caller may reset before the server has accepted them
+/// until the server closes the connection. hyper's default of 20 guards
+/// against "rapid reset" floods, but a busy caller resets that many
+/// legitimately in a burst, and the connection closing fails every request
+/// on it (`transport error`). One per stream the caller may have open keeps
+/// the guard (a flood still ends the connection) without tripping on a burst.
+const GRPC_MAX_PENDING_RESETS: usize = GRPC_MAX_STREAMS as usize;
+
+/// The server every demo gRPC service runs on: [`GRPC_MAX_STREAMS`] and
+/// [`GRPC_MAX_PENDING_RESETS`] so it answers a burst rather than dropping
+/// the connection.
+fn grpc_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(GRPC_MAX_STREAMS)
+        .http2_max_pending_accept_reset_streams(Some(GRPC_MAX_PENDING_RESETS))
+}
+
 /// A gRPC client stack to `url`: Baton's client layer recording to
 /// `providers`, made for the endpoint's URI (the peer's address, which a
 /// channel does not expose), over a channel that connects on first use, so
