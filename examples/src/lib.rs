@@ -241,19 +241,17 @@ impl Providers {
 }
 
 /// Most requests one gRPC connection carries at once (HTTP/2
-/// `SETTINGS_MAX_CONCURRENT_STREAMS`). tonic sets no limit by default, so a
-/// burst opens every request as a stream at once and the server cannot
-/// accept them as fast as they arrive; with a limit, the caller's channel
-/// holds the rest until a stream is free. 256 keeps both cores busy on
-/// loopback without a long queue inside the server.
+/// `SETTINGS_MAX_CONCURRENT_STREAMS`). tonic sets no limit, so a burst opens
+/// every request as a stream at once; the caller then resets streams the
+/// server has not accepted yet, and past hyper's limit on those the server
+/// closes the connection, failing every call on it (`transport error`).
+/// With a bound, the caller's channel holds the rest until a stream frees.
 const GRPC_MAX_STREAMS: u32 = 256;
 
-/// How many streams a caller may reset before the server has accepted them
-/// until the server closes the connection. hyper's default of 20 guards
-/// against "rapid reset" floods, but a busy caller resets that many
-/// legitimately in a burst, and the connection closing fails every request
-/// on it (`transport error`). One per stream the caller may have open keeps
-/// the guard (a flood still ends the connection) without tripping on a burst.
+/// Streams a caller may reset before the server accepted them, after which
+/// the server closes the connection (a guard against reset floods). With
+/// streams bounded, hyper's default of 20 held in a burst too; one per
+/// stream the caller may have open leaves a margin and keeps the guard.
 const GRPC_MAX_PENDING_RESETS: usize = GRPC_MAX_STREAMS as usize;
 
 /// The server every demo gRPC service runs on: [`GRPC_MAX_STREAMS`] and

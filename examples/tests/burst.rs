@@ -18,8 +18,9 @@ use tokio::net::TcpListener;
 /// Checkouts sent at once unless `BURST_REQUESTS` says otherwise.
 const DEFAULT_REQUESTS: usize = 10_000;
 
-/// HTTP/2 connections the burst is spread over, as a few busy clients
-/// (or a load balancer) would send it.
+/// HTTP/2 connections the burst is spread over, each carrying up to the
+/// gateway's 200 streams at once (hyper's default), so all 10,000 are in
+/// flight together, as a few busy clients (or a load balancer) send them.
 const CONNECTIONS: usize = 50;
 
 /// Longest the burst may take, replies, spans and logs all in.
@@ -183,7 +184,7 @@ async fn a_burst_of_checkouts_is_answered_without_cross_talk() {
             Ok((status, body)) => {
                 *failures
                     .entry(format!("HTTP {status}: {body}"))
-                    .or_default() += 1
+                    .or_default() += 1;
             }
             Err(err) => *failures.entry(err).or_default() += 1,
         }
