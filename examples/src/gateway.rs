@@ -2,6 +2,8 @@
 //! into baggage, then calls `orders` over gRPC and `pricing` over HTTP in
 //! parallel; both calls, and everything behind them, see that baggage.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,6 +12,7 @@ use baton::grpc::client::GrpcClient;
 use reqwest::Url;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 
 use crate::shop::PlaceOrderRequest;
@@ -23,11 +26,19 @@ const QUANTITY_HEADER: &str = "x-quantity";
 const DEFAULT_TENANT: &str = "acme";
 const DEFAULT_USER: &str = "guest";
 
+/// Most calls to `pricing` in flight at once. Over HTTP/1.1 each one needs a
+/// connection of its own, and the client keeps no limit: a burst of checkouts
+/// would dial thousands at once, overflowing the listen backlog and failing
+/// the calls whose connection is dropped. Calls beyond the bound wait for a
+/// pooled connection instead.
+const PRICING_CONCURRENCY: usize = 256;
+
 #[derive(Clone)]
 struct Peers {
     orders: OrdersClient<GrpcClient<Channel>>,
     http: ClientWithMiddleware,
     pricing: Url,
+    pricing_slots: Arc<Semaphore>,
 }
 
 /// A JSON reply with its status.
@@ -58,6 +69,7 @@ pub async fn serve(
         orders: OrdersClient::new(channel),
         http,
         pricing,
+        pricing_slots: Arc::new(Semaphore::new(PRICING_CONCURRENCY)),
     };
     let app = Router::new()
         .route("/checkout/{sku}", get(checkout))
@@ -173,6 +185,12 @@ async fn price(peers: &Peers, sku: &str) -> Result<u64, String> {
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().push("price").push(sku);
     }
+    // Never closed, so acquiring only waits.
+    let _slot = peers
+        .pricing_slots
+        .acquire()
+        .await
+        .map_err(|e| e.to_string())?;
     let response = peers
         .http
         .get(url)

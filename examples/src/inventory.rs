@@ -25,7 +25,7 @@ pub async fn serve(
     listener: impl Into<Listener>,
     providers: Providers,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    crate::grpc_server()
         .layer(providers.grpc_server())
         .add_service(InventoryServer::new(Service))
         .serve_with_incoming(listener.into().incoming())

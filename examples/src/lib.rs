@@ -240,6 +240,29 @@ impl Providers {
     }
 }
 
+/// Most requests one gRPC connection carries at once (HTTP/2
+/// `SETTINGS_MAX_CONCURRENT_STREAMS`). tonic sets no limit, so a burst opens
+/// every request as a stream at once; the caller then resets streams the
+/// server has not accepted yet, and past hyper's limit on those the server
+/// closes the connection, failing every call on it (`transport error`).
+/// With a bound, the caller's channel holds the rest until a stream frees.
+const GRPC_MAX_STREAMS: u32 = 256;
+
+/// Streams a caller may reset before the server accepted them, after which
+/// the server closes the connection (a guard against reset floods). With
+/// streams bounded, hyper's default of 20 held in a burst too; one per
+/// stream the caller may have open leaves a margin and keeps the guard.
+const GRPC_MAX_PENDING_RESETS: usize = GRPC_MAX_STREAMS as usize;
+
+/// The server every demo gRPC service runs on: [`GRPC_MAX_STREAMS`] and
+/// [`GRPC_MAX_PENDING_RESETS`] so it answers a burst rather than dropping
+/// the connection.
+fn grpc_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(GRPC_MAX_STREAMS)
+        .http2_max_pending_accept_reset_streams(Some(GRPC_MAX_PENDING_RESETS))
+}
+
 /// A gRPC client stack to `url`: Baton's client layer recording to
 /// `providers`, made for the endpoint's URI (the peer's address, which a
 /// channel does not expose), over a channel that connects on first use, so

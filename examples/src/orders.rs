@@ -33,7 +33,7 @@ pub async fn serve(
         inventory: InventoryClient::new(channel),
         next_order: AtomicU64::new(1),
     };
-    tonic::transport::Server::builder()
+    crate::grpc_server()
         .layer(providers.grpc_server())
         .add_service(OrdersServer::new(service))
         .serve_with_incoming(listener.into().incoming())
