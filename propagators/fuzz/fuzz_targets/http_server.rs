@@ -34,7 +34,10 @@ impl Service<Request<()>> for Handler {
 
     fn call(&mut self, _: Request<()>) -> Self::Future {
         let id = baton::request_id::RequestId::current().expect("every request has an id");
-        assert!(safe(id.as_str()), "unsafe request id in the handler: {id:?}");
+        assert!(
+            safe(id.as_str()),
+            "unsafe request id in the handler: {id:?}"
+        );
         if baton::trace::remote_parent().is_some() {
             assert!(self.traceparent, "a remote parent without a traceparent");
         }
@@ -56,9 +59,8 @@ fuzz_target!(|data: &[u8]| {
     // Lines of `name:value`; the first line is the path and query.
     let mut lines = data.split(|&b| b == b'\n');
     let target = lines.next().unwrap_or_default();
-    let mut builder = Request::builder().uri(
-        http::Uri::try_from(target).unwrap_or_else(|_| http::Uri::from_static("/")),
-    );
+    let mut builder = Request::builder()
+        .uri(http::Uri::try_from(target).unwrap_or_else(|_| http::Uri::from_static("/")));
     let mut traceparent = false;
     for line in lines {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -89,6 +91,9 @@ fuzz_target!(|data: &[u8]| {
     let echoed = response.headers()["x-request-id"].to_str().expect("ascii");
     assert!(safe(echoed), "unsafe request id echoed: {echoed:?}");
     if let Some(incoming) = incoming_id.as_ref().and_then(|v| v.to_str().ok()) {
-        assert!(safe(incoming) || echoed != incoming, "echoed unvalidated: {incoming:?}");
+        assert!(
+            safe(incoming) || echoed != incoming,
+            "echoed unvalidated: {incoming:?}"
+        );
     }
 });

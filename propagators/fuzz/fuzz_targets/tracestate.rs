@@ -37,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(dropped.is_empty(), "{dropped:?}");
     if combined.len() == headers.get_all("tracestate").iter().count() {
         let sent = out.get("tracestate").map(HeaderValue::as_bytes);
-        assert_eq!(sent, oracle(&combined.join(",")).as_deref().map(str::as_bytes));
+        assert_eq!(
+            sent,
+            oracle(&combined.join(",")).as_deref().map(str::as_bytes)
+        );
     }
     assert_eq!(
         out.get("traceparent").map(HeaderValue::as_bytes),
