@@ -33,7 +33,6 @@ mod instruments {
     /// Whether durations are recorded with their request's context current.
     /// Only `baton::testing` needs it (it tells measurements apart by
     /// context), so everyone else is spared the attach per request.
-    #[cfg(any(feature = "http-server", feature = "tonic"))]
     pub(crate) static RECORD_IN_CONTEXT: std::sync::atomic::AtomicBool =
         std::sync::atomic::AtomicBool::new(false);
 
@@ -43,7 +42,6 @@ mod instruments {
     }
 
     /// Runs `record` in `cx` when [`RECORD_IN_CONTEXT`] asks for it.
-    #[cfg(any(feature = "http-server", feature = "tonic"))]
     pub(crate) fn in_context<R>(cx: &opentelemetry::Context, record: impl FnOnce() -> R) -> R {
         if records_in_context() {
             let _attached = cx.clone().attach();

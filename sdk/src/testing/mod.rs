@@ -139,7 +139,7 @@ impl Capture {
     #[must_use]
     pub fn start() -> Self {
         let providers = providers();
-        #[cfg(any(feature = "http-server", feature = "tonic"))]
+        #[cfg(feature = "_middleware")]
         crate::metrics::RECORD_IN_CONTEXT.store(true, std::sync::atomic::Ordering::Relaxed);
         crate::global::set_tracer_provider(providers.tracer.clone());
         crate::global::set_meter_provider(metrics::RoutingMeterProvider);
