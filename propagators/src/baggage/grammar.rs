@@ -76,12 +76,10 @@ pub(super) fn parse_member<'a>(
         return Err(Malformed { key });
     }
     let value = percent::decode(value);
-    let value_len = match &value {
-        // Nothing was decoded, so there was no `%`, and every byte, being a
-        // baggage-octet, is emitted as is.
-        Cow::Borrowed(v) => v.len(),
-        Cow::Owned(v) => percent::encoded_len(v),
-    };
+    // Its length as re-encoded. Not the raw length even when nothing was
+    // decoded: a `%` not followed by two hex digits is kept literal, and
+    // goes out as `%25`.
+    let value_len = percent::encoded_len(&value);
     let start = properties.len();
     let mut len = key.len() + 1 + value_len;
     if let Some(props) = props {
@@ -201,5 +199,10 @@ mod tests {
         assert_eq!((m.key, &*m.value), ("k", "A\u{FFFD}"));
         assert_eq!(&buf[m.properties.clone()], "p=1");
         assert_eq!(m.len, "k=A%EF%BF%BD;p=1".len());
+        // A `%` that starts no escape stays literal, and goes out encoded.
+        let Ok(m) = parse_member("k=%zz", &mut buf) else {
+            panic!("valid member refused");
+        };
+        assert_eq!((&*m.value, m.len), ("%zz", "k=%25zz".len()));
     }
 }
