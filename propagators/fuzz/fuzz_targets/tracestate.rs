@@ -18,10 +18,14 @@ fuzz_target!(|data: &[u8]| {
     headers.append("traceparent", HeaderValue::from_static(traceparent));
     for line in data.split(|&b| b == b'\n') {
         if let Ok(value) = HeaderValue::from_bytes(line) {
-            headers.append("tracestate", value);
-            if let Ok(line) = std::str::from_utf8(line) {
+            // A line that is not visible ASCII is not text the carriers can
+            // read: it counts as absent, so the oracle skips it too.
+            if value.to_str().is_ok()
+                && let Ok(line) = std::str::from_utf8(line)
+            {
                 combined.push(line);
             }
+            headers.append("tracestate", value);
         }
     }
 
@@ -35,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let mut dropped = Vec::new();
     propagator.inject_reporting(&cx, &mut HeaderCarrierMut(&mut out), &mut dropped);
     assert!(dropped.is_empty(), "{dropped:?}");
-    if combined.len() == headers.get_all("tracestate").iter().count() {
+    {
         let sent = out.get("tracestate").map(HeaderValue::as_bytes);
         assert_eq!(
             sent,
