@@ -6,19 +6,20 @@
 #![allow(missing_docs, unreachable_pub, reason = "tests")]
 #![allow(unsafe_code, reason = "the counting global allocator in `heap`")]
 
+mod common;
 mod heap;
 mod rotel;
 
 #[global_allocator]
 static HEAP: heap::Counting = heap::Counting;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use baton_exporters::Config;
 use baton_exporters::pipeline::{BatchSpanProcessor, Pipeline, span_exporter};
+use common::{config, serial};
 use opentelemetry::KeyValue;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::metrics::MeterProvider as _;
@@ -28,27 +29,6 @@ use rotel::Rotel;
 use serde_json::Value;
 
 const ARRIVAL: Duration = Duration::from_secs(30);
-
-/// Held by every test: they run one at a time, so that the 20,000-span
-/// burst (and rotel printing it) does not steal the CPU from the timing
-/// measured in the kill test on a 2-core machine.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn config(vars: &[(&str, String)]) -> Config {
-    let vars: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    let config = Config::from_vars(|name| vars.get(name).cloned());
-    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-    config
-}
 
 fn otlp_config(endpoint: String, protocol: &str, extra: &[(&str, String)]) -> Config {
     let mut vars = vec![

@@ -7,6 +7,7 @@
 #![allow(missing_docs, unreachable_pub, reason = "tests")]
 #![allow(unsafe_code, reason = "the counting global allocator in `heap`")]
 
+mod common;
 mod heap;
 #[allow(dead_code, reason = "shared with the other export tests")]
 mod rotel;
@@ -14,13 +15,14 @@ mod rotel;
 #[global_allocator]
 static HEAP: heap::Counting = heap::Counting;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_exporters::Config;
 use baton_exporters::pipeline::{BatchSpanProcessor, Pipeline};
+use common::{config, serial};
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -30,25 +32,6 @@ use serde_json::Value as Json;
 
 const ARRIVAL: Duration = Duration::from_secs(30);
 const MIB: usize = 1024 * 1024;
-
-/// The tests run one at a time: the heap count covers every thread.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn config(vars: &[(&str, String)]) -> Config {
-    let vars: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    let config = Config::from_vars(|name| vars.get(name).cloned());
-    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-    config
-}
 
 /// Spans only, over gRPC to `endpoint`.
 fn grpc_config(endpoint: String, extra: &[(&str, String)]) -> Config {
