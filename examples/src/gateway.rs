@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use baton::grpc::client::GrpcClient;
 use reqwest::Url;
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_middleware::ClientWithMiddleware;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
@@ -62,9 +62,10 @@ pub async fn serve(
     }
     let channel = crate::grpc_client(&orders, &providers);
     // Baggage goes to internal hosts only (the default): pricing is ours.
-    let http = ClientBuilder::new(reqwest::Client::new())
-        .with(providers.http_client())
-        .build();
+    let http = providers
+        .http_client()
+        .client(reqwest::Client::builder())
+        .map_err(std::io::Error::other)?;
     let peers = Peers {
         orders: OrdersClient::new(channel),
         http,

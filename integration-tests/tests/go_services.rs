@@ -346,9 +346,10 @@ async fn go_otelhttp_client_to_baton_http_server() {
 async fn baton_http_client_to_go_otelhttp_server() {
     let (provider, spans) = telemetry();
     let go = Peer::start(PeerKind::Go);
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(HttpClientMiddleware::new().with_tracer_provider(&provider))
-        .build();
+    let client = HttpClientMiddleware::new()
+        .with_tracer_provider(&provider)
+        .client(reqwest::Client::builder())
+        .expect("a reqwest client");
 
     let cx = caller(&provider);
     let response = baton::run(cx.clone(), client.get(go.url("/")).send())

@@ -93,9 +93,9 @@ async fn build_stack_before_setup() -> Stack {
     let gateway = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     // The client, with the HTTP client middleware.
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(HttpClientMiddleware::new())
-        .build();
+    let client = HttpClientMiddleware::new()
+        .client(reqwest::Client::builder())
+        .unwrap();
     Stack { gateway, client }
 }
 

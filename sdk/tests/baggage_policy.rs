@@ -90,13 +90,13 @@ async fn http_proxy() -> SocketAddr {
 
 /// Sends one HTTP request to `host` through `policy`; what the server saw.
 async fn over_http(proxy: SocketAddr, host: &str, policy: &BaggagePolicy) -> (bool, String) {
-    let reqwest = reqwest::Client::builder()
-        .proxy(reqwest::Proxy::http(format!("http://{proxy}")).unwrap())
-        .build()
+    let client = HttpClientMiddleware::new()
+        .with_baggage_policy(policy.clone())
+        .client(
+            reqwest::Client::builder()
+                .proxy(reqwest::Proxy::http(format!("http://{proxy}")).unwrap()),
+        )
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest)
-        .with(HttpClientMiddleware::new().with_baggage_policy(policy.clone()))
-        .build();
     let url = format!("http://{host}/echo");
     let body = baton::run(request_context(), client.get(&url).send())
         .await

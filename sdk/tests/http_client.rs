@@ -16,7 +16,7 @@ use baton::testing::{Capture, PointValue};
 use http_support::{Server, durations};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, Value};
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_middleware::ClientWithMiddleware;
 
 /// Echoes the propagation headers it received.
 async fn echo(headers: HeaderMap) -> String {
@@ -45,9 +45,7 @@ async fn start() -> Server {
 }
 
 fn client(middleware: HttpClientMiddleware) -> ClientWithMiddleware {
-    ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build()
+    middleware.client(reqwest::Client::builder()).unwrap()
 }
 
 /// A context of `capture` with a local root span and baggage `tenant=acme`.

@@ -158,14 +158,12 @@ async fn http_filter_span_name_and_server_address_apply() {
     assert_eq!(attr(&server, "server.port"), Some(443.into()));
 
     // The client middleware: its own name, filter.
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(
-            HttpClientMiddleware::new()
-                .with_tracer_provider(&spans.provider)
-                .with_filter(|request| request.path() != "/health")
-                .with_span_name(|default, request| format!("{default} {}", request.path())),
-        )
-        .build();
+    let client = HttpClientMiddleware::new()
+        .with_tracer_provider(&spans.provider)
+        .with_filter(|request| request.path() != "/health")
+        .with_span_name(|default, request| format!("{default} {}", request.path()))
+        .client(reqwest::Client::builder())
+        .unwrap();
     let root = spans.provider.tracer("test").start("root");
     let cx = opentelemetry::Context::new().with_span(root);
     for path in ["/health", "/seen"] {

@@ -26,7 +26,6 @@ use http_support::Server;
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use reqwest_middleware::ClientBuilder;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 
@@ -103,9 +102,10 @@ async fn http_server_layer_and_client_middleware() {
     let next = Server::start(echo_traceparent()).await;
     for &(sampler, incoming, expected, why) in ROWS {
         let provider = provider(sampler());
-        let client = ClientBuilder::new(reqwest::Client::new())
-            .with(HttpClientMiddleware::new().with_tracer_provider(&provider))
-            .build();
+        let client = HttpClientMiddleware::new()
+            .with_tracer_provider(&provider)
+            .client(reqwest::Client::builder())
+            .unwrap();
         let next_url = next.url("/");
         let app = Router::new()
             .route(

@@ -1,6 +1,6 @@
-//! Redirects followed by a reqwest client with the middleware, over real
-//! servers on loopback: baggage reaches only the hosts the baggage policy
-//! allows, on every hop. The policy allows `localhost` and not `127.0.0.1`,
+//! Redirects followed by the reqwest client the middleware builds, over
+//! real servers on loopback: baggage reaches only the hosts the baggage
+//! policy allows, on every hop, whatever redirect policy the builder had. The policy allows `localhost` and not `127.0.0.1`,
 //! so one server is inside the allowed set or outside it by the name it is
 //! called by.
 
@@ -11,29 +11,31 @@ mod http_support;
 
 use std::collections::HashMap;
 use std::error::Error as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use baton::http::client::{HttpClientMiddleware, TooManyRedirects, redirect_policy};
+use baton::http::client::{HttpClientMiddleware, Redirects, TooManyRedirects};
 use baton::instrumentation::BaggagePolicy;
 use baton::testing::Capture;
 use http_support::Server;
 use reqwest_middleware::ClientWithMiddleware;
 
-/// What one server received: (host header, path, baggage, traceparent).
-type Seen = (String, String, Option<String>, Option<String>);
+/// What one server received: (host header, path, baggage, traceparent, body).
+type Seen = (String, String, Option<String>, Option<String>, String);
 
-/// Redirects (path to `Location`) and what was received, shared by both servers.
+/// Redirects (path to status and `Location`) and what was received, shared
+/// by both servers.
 #[derive(Clone, Default)]
 struct Hops {
-    redirects: Arc<Mutex<HashMap<String, String>>>,
+    redirects: Arc<Mutex<HashMap<String, (StatusCode, String)>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
-async fn hop(State(hops): State<Hops>, uri: Uri, headers: HeaderMap) -> Response {
+async fn hop(State(hops): State<Hops>, uri: Uri, headers: HeaderMap, body: String) -> Response {
     let get = |name| {
         headers
             .get(name)
@@ -46,10 +48,11 @@ async fn hop(State(hops): State<Hops>, uri: Uri, headers: HeaderMap) -> Response
         uri.path().to_owned(),
         get("baggage"),
         get("traceparent"),
+        body,
     ));
     let location = hops.redirects.lock().unwrap().get(uri.path()).cloned();
     match location {
-        Some(location) => (StatusCode::FOUND, [("location", location)]).into_response(),
+        Some((status, location)) => (status, [("location", location)]).into_response(),
         None => "done".into_response(),
     }
 }
@@ -80,18 +83,28 @@ impl Setup {
     }
 
     fn redirect(&self, from: &str, to: String) {
+        self.redirect_with(StatusCode::FOUND, from, to);
+    }
+
+    fn redirect_with(&self, status: StatusCode, from: &str, to: String) {
         self.hops
             .redirects
             .lock()
             .unwrap()
-            .insert(from.to_owned(), to);
+            .insert(from.to_owned(), (status, to));
+    }
+
+    /// The body of each request received, in order.
+    fn bodies(&self) -> Vec<String> {
+        let seen = self.hops.seen.lock().unwrap();
+        seen.iter().map(|seen| seen.4.clone()).collect()
     }
 
     /// `(path, baggage)` of each request received, in order; each had a traceparent.
     fn seen(&self) -> Vec<(String, Option<String>)> {
         let seen = self.hops.seen.lock().unwrap();
         seen.iter()
-            .map(|(_, path, baggage, traceparent)| {
+            .map(|(_, path, baggage, traceparent, _)| {
                 assert!(traceparent.is_some(), "trace context on every hop: {path}");
                 (path.clone(), baggage.clone())
             })
@@ -103,23 +116,33 @@ impl Setup {
         self.b.stop().await;
     }
 
+    fn middleware(&self) -> HttpClientMiddleware {
+        HttpClientMiddleware::new()
+            .with_baggage_policy(BaggagePolicy::none().allow_hosts(["localhost"]))
+    }
+
+    /// `localhost` is 127.0.0.1 whatever the resolver prefers.
+    fn builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder().resolve("localhost", self.a.addr)
+    }
+
     fn client(&self, limit: usize) -> ClientWithMiddleware {
-        let middleware = HttpClientMiddleware::new()
-            .with_baggage_policy(BaggagePolicy::none().allow_hosts(["localhost"]));
-        let client = reqwest::Client::builder()
-            // `localhost` is 127.0.0.1 whatever the resolver prefers.
-            .resolve("localhost", self.a.addr)
-            .redirect(redirect_policy(limit))
-            .build()
-            .unwrap();
-        reqwest_middleware::ClientBuilder::new(client)
-            .with(middleware)
-            .build()
+        self.middleware()
+            .with_redirects(Redirects::limited(limit))
+            .client(self.builder())
+            .unwrap()
     }
 }
 
 fn session(capture: &Capture) -> opentelemetry::Context {
     baton::baggage::set_in(&capture.context(), "session", "s3cr3t").unwrap()
+}
+
+/// GETs `url` with `client` in a context with the session baggage.
+async fn get(capture: &Capture, client: &ClientWithMiddleware, url: &str) -> reqwest::Response {
+    baton::run(session(capture), client.get(url).send())
+        .await
+        .unwrap()
 }
 
 const SESSION: Option<&str> = Some("session=s3cr3t");
@@ -135,10 +158,7 @@ async fn a_redirect_out_of_the_allowed_set_loses_the_baggage() {
     setup.redirect("/start", setup.url('b', "127.0.0.1", "/end"));
     let client = setup.client(10);
 
-    let url = setup.url('a', "localhost", "/start");
-    let response = baton::run(session(&capture), client.get(&url).send())
-        .await
-        .unwrap();
+    let response = get(&capture, &client, &setup.url('a', "localhost", "/start")).await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.url().as_str(), setup.url('b', "127.0.0.1", "/end"));
@@ -158,10 +178,7 @@ async fn a_chain_that_leaves_the_allowed_set_keeps_the_baggage_until_it_does() {
     setup.redirect("/four", setup.url('a', "localhost", "/end"));
     let client = setup.client(10);
 
-    let url = setup.url('a', "localhost", "/one");
-    let response = baton::run(session(&capture), client.get(&url).send())
-        .await
-        .unwrap();
+    let response = get(&capture, &client, &setup.url('a', "localhost", "/one")).await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -184,10 +201,7 @@ async fn a_redirect_within_the_allowed_set_keeps_the_baggage() {
     setup.redirect("/start", setup.url('a', "localhost", "/end"));
     let client = setup.client(10);
 
-    let url = setup.url('a', "localhost", "/start");
-    let response = baton::run(session(&capture), client.get(&url).send())
-        .await
-        .unwrap();
+    let response = get(&capture, &client, &setup.url('a', "localhost", "/start")).await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(setup.seen(), [row("/start", SESSION), row("/end", SESSION)]);
@@ -229,12 +243,152 @@ async fn the_one_call_client_drops_the_baggage_on_redirect() {
         .client(reqwest::Client::builder().resolve("public.example", setup.b.addr))
         .unwrap();
 
-    let url = setup.url('a', "127.0.0.1", "/start");
-    let response = baton::run(session(&capture), client.get(&url).send())
+    let response = get(&capture, &client, &setup.url('a', "127.0.0.1", "/start")).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(setup.seen(), [row("/start", SESSION), row("/end", None)]);
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn the_builders_own_redirect_policy_is_replaced() {
+    let capture = Capture::start();
+    let setup = Setup::start().await;
+    setup.redirect("/start", setup.url('b', "127.0.0.1", "/end"));
+    // reqwest's own policy would carry the baggage on.
+    let builder = setup
+        .builder()
+        .redirect(reqwest::redirect::Policy::limited(10));
+    let client = setup.middleware().client(builder).unwrap();
+
+    let response = get(&capture, &client, &setup.url('a', "localhost", "/start")).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(setup.seen(), [row("/start", SESSION), row("/end", None)]);
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn no_redirects_hands_the_redirect_back() {
+    let capture = Capture::start();
+    let setup = Setup::start().await;
+    setup.redirect("/start", setup.url('b', "127.0.0.1", "/end"));
+    let client = setup
+        .middleware()
+        .with_redirects(Redirects::none())
+        .client(setup.builder())
+        .unwrap();
+
+    let response = get(&capture, &client, &setup.url('a', "localhost", "/start")).await;
+
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(setup.seen(), [row("/start", SESSION)]);
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn a_307_out_of_the_allowed_set_sends_the_body_again_without_the_baggage() {
+    let capture = Capture::start();
+    let setup = Setup::start().await;
+    let to = setup.url('b', "127.0.0.1", "/end");
+    setup.redirect_with(StatusCode::TEMPORARY_REDIRECT, "/start", to);
+    let client = setup.client(10);
+
+    let url = setup.url('a', "localhost", "/start");
+    let request = client.post(&url).body("order 42");
+    let response = baton::run(session(&capture), request.send()).await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(setup.seen(), [row("/start", SESSION), row("/end", None)]);
+    assert_eq!(setup.bodies(), ["order 42", "order 42"]);
+    setup.stop().await;
+}
+
+/// Middleware added to the client builder runs inside Baton's, each hop
+/// still checked.
+#[tokio::test]
+async fn middleware_added_to_the_builder_keeps_every_hop_checked() {
+    struct Tag(Arc<AtomicUsize>);
+    impl reqwest_middleware::Middleware for Tag {
+        fn handle<'a, 'b, 'c, 'f>(
+            &'a self,
+            req: reqwest::Request,
+            extensions: &'b mut http::Extensions,
+            next: reqwest_middleware::Next<'c>,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = reqwest_middleware::Result<reqwest::Response>> + Send + 'f>,
+        >
+        where
+            'a: 'f,
+            'b: 'f,
+            'c: 'f,
+        {
+            // Inside Baton's middleware: the request already carries the
+            // trace context it injected.
+            assert!(req.headers().contains_key("traceparent"));
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Box::pin(next.run(req, extensions))
+        }
+    }
+    let capture = Capture::start();
+    let setup = Setup::start().await;
+    setup.redirect("/start", setup.url('b', "127.0.0.1", "/end"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let client = setup
+        .middleware()
+        .client_builder(setup.builder())
+        .unwrap()
+        .with(Tag(calls.clone()))
+        .build();
+
+    let response = get(&capture, &client, &setup.url('a', "localhost", "/start")).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(setup.seen(), [row("/start", SESSION), row("/end", None)]);
+    // The first request, and the hop Baton sent without the baggage.
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+    setup.stop().await;
+}
+
+/// A tower stack with its redirect layer outside `HttpClientLayer`: the
+/// layer sees every hop and decides on each.
+#[tokio::test]
+async fn a_tower_redirect_layer_outside_the_client_layer_has_every_hop_checked() {
+    use baton::http::client::HttpClientLayer;
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use tower::{ServiceBuilder, ServiceExt as _};
+    use tower_http::follow_redirect::FollowRedirectLayer;
+
+    let capture = Capture::start();
+    let setup = Setup::start().await;
+    setup.redirect("/start", setup.url('a', "localhost", "/next"));
+    setup.redirect("/next", setup.url('b', "127.0.0.1", "/end"));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let client = ServiceBuilder::new()
+        .layer(FollowRedirectLayer::new())
+        .layer(
+            HttpClientLayer::new()
+                .with_baggage_policy(BaggagePolicy::none().allow_hosts(["localhost"])),
+        )
+        .service(client);
+
+    let request = http::Request::get(setup.url('a', "localhost", "/start"))
+        .body(Empty::new())
+        .unwrap();
+    let response = baton::run(session(&capture), client.oneshot(request))
         .await
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(setup.seen(), [row("/start", SESSION), row("/end", None)]);
+    assert_eq!(
+        setup.seen(),
+        [
+            row("/start", SESSION),
+            row("/next", SESSION),
+            row("/end", None)
+        ]
+    );
     setup.stop().await;
 }

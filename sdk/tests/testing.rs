@@ -21,7 +21,7 @@ use baton::instrumentation::BaggagePolicy;
 use baton::testing::{Capture, PointValue};
 use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
 use opentelemetry::trace::{SpanKind, Tracer as _};
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_middleware::ClientWithMiddleware;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 
@@ -119,12 +119,10 @@ async fn gateway(orders: SocketAddr) -> SocketAddr {
 }
 
 fn client() -> ClientWithMiddleware {
-    ClientBuilder::new(reqwest::Client::new())
-        .with(
-            HttpClientMiddleware::new()
-                .with_baggage_policy(BaggagePolicy::none().allow_hosts(["127.0.0.1"])),
-        )
-        .build()
+    HttpClientMiddleware::new()
+        .with_baggage_policy(BaggagePolicy::none().allow_hosts(["127.0.0.1"]))
+        .client(reqwest::Client::builder())
+        .unwrap()
 }
 
 /// Calls `path` on a fresh gateway, as the test's code would, with baggage

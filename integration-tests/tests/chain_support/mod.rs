@@ -36,7 +36,7 @@ use baton::testing::Capture;
 use baton_testkit::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
 use futures_util::Stream;
 use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_middleware::ClientWithMiddleware;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
@@ -426,9 +426,9 @@ impl Chain {
         )
         .await;
 
-        let pricing_client = ClientBuilder::new(reqwest::Client::new())
-            .with(HttpClientMiddleware::new())
-            .build();
+        let pricing_client = HttpClientMiddleware::new()
+            .client(reqwest::Client::builder())
+            .expect("a reqwest client");
         let orders = Server::grpc(
             GrpcServerLayer::new(),
             Orders {

@@ -25,7 +25,9 @@
 //! let server = GrpcServerLayer::new().with_filter(|request| !request.is_grpc_health_check());
 //! // Baggage to our services and to the partner's API, nowhere else.
 //! let client = HttpClientMiddleware::new()
-//!     .with_baggage_policy(BaggagePolicy::internal().allow_hosts(["api.partner.example"]));
+//!     .with_baggage_policy(BaggagePolicy::internal().allow_hosts(["api.partner.example"]))
+//!     .client(reqwest::Client::builder())
+//!     .expect("a client");
 //! # drop((server, client));
 //! ```
 

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::Extensions;
 use opentelemetry::Context;
@@ -13,29 +12,35 @@ use reqwest_middleware::{ClientWithMiddleware, Middleware, Next, Result};
 
 use super::Client;
 use super::outgoing::{Outgoing, Plan, Target};
-use super::redirect::Chain;
+use super::redirect::{Chain, Redirects};
 use crate::instrumentation::{Options, RequestView, client_options, options};
 use crate::propagation::inject;
 
-/// Traces, measures and propagates the context of every request a
-/// `reqwest_middleware` client sends. Takes the [options every Baton
-/// middleware takes](crate::instrumentation). See the [module docs](super).
+/// Traces, measures and propagates the context of every request a reqwest
+/// client sends, as a `reqwest_middleware` middleware. Takes the [options
+/// every Baton middleware takes](crate::instrumentation), and which
+/// [`Redirects`] to follow. See the [module docs](super).
 ///
-/// Build the client with [`client`](Self::client) (or give it
-/// [`redirect_policy`](super::redirect_policy)): with reqwest's default
-/// redirect policy, a redirect carries the baggage to any host.
+/// It builds the client itself, from a `reqwest::ClientBuilder` with
+/// whatever else configured: reqwest follows redirects below any middleware,
+/// so only a client with Baton's redirect policy checks the baggage policy
+/// on every hop ([`client`](Self::client), or
+/// [`client_builder`](Self::client_builder) to add other middleware).
 ///
 /// ```
+/// use std::time::Duration;
+///
 /// use baton::http::client::HttpClientMiddleware;
 ///
 /// let client = HttpClientMiddleware::new()
-///     .client(reqwest::Client::builder())
+///     .client(reqwest::Client::builder().timeout(Duration::from_secs(5)))
 ///     .expect("a client");
 /// # drop(client);
 /// ```
 #[derive(Clone)]
 pub struct HttpClientMiddleware {
     options: Options<Client>,
+    redirects: Redirects,
 }
 
 impl HttpClientMiddleware {
@@ -46,11 +51,19 @@ impl HttpClientMiddleware {
     pub fn new() -> Self {
         HttpClientMiddleware {
             options: Options::new(),
+            redirects: Redirects::default(),
         }
     }
 
     options!(Client);
     client_options!();
+
+    /// Which redirects the client follows (default: at most 10, as reqwest).
+    #[must_use]
+    pub fn with_redirects(mut self, redirects: Redirects) -> Self {
+        self.redirects = redirects;
+        self
+    }
 
     async fn send(
         &self,
@@ -90,8 +103,8 @@ impl HttpClientMiddleware {
         result
     }
 
-    /// Sends `req` in `cx`, marked for [`redirect_policy`](super::redirect_policy):
-    /// a redirect it stops before, so as not to carry the baggage to a host
+    /// Sends `req` in `cx`, marked for the client's redirect policy: a
+    /// redirect it stops before, so as not to carry the baggage to a host
     /// the policy does not allow, is sent from here without the baggage.
     async fn follow(
         &self,
@@ -110,16 +123,12 @@ impl HttpClientMiddleware {
         let chain = Chain::new(Some(baggage), 0);
         // To send again if a redirect is stopped; `None` for a streamed body.
         let copy = req.try_clone();
-        let first = req.url().clone();
         let response = crate::run(
             cx.with_value(chain.clone()),
             next.clone().run(req, extensions),
         )
         .await?;
         let Some(stop) = chain.take_stop() else {
-            if !chain.consulted() && *response.url() != first {
-                warn_other_policy();
-            }
             return Ok(response);
         };
         // A body that cannot be sent again: the caller gets the redirect.
@@ -142,10 +151,9 @@ impl HttpClientMiddleware {
         .await
     }
 
-    /// A client for `builder` with this middleware and
-    /// [`redirect_policy`](super::redirect_policy) (at reqwest's default
-    /// limit of 10), so that no redirect carries baggage where the baggage
-    /// policy does not allow it.
+    /// A client for `builder` with this middleware and its redirect policy
+    /// (which replaces any `builder` has), so that no redirect carries
+    /// baggage where the baggage policy does not allow it.
     ///
     /// ```
     /// use baton::http::client::HttpClientMiddleware;
@@ -163,24 +171,33 @@ impl HttpClientMiddleware {
         self,
         builder: reqwest::ClientBuilder,
     ) -> std::result::Result<ClientWithMiddleware, reqwest::Error> {
-        let client = builder
-            .redirect(super::redirect_policy(super::redirect::DEFAULT_LIMIT))
-            .build()?;
-        Ok(reqwest_middleware::ClientBuilder::new(client)
-            .with(self)
-            .build())
+        Ok(self.client_builder(builder)?.build())
     }
-}
 
-/// Once per process: the first request that shows it is enough to act on.
-fn warn_other_policy() {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            "a request with baggage was redirected by a reqwest client without \
-             baton::http::client::redirect_policy: the baggage may have gone to a host \
-             the baggage policy does not allow"
-        );
+    /// As [`client`](Self::client), for adding other middleware: what is
+    /// added runs inside this one, in the request's CLIENT span (a retry
+    /// middleware's attempts share that span).
+    ///
+    /// ```
+    /// use baton::http::client::HttpClientMiddleware;
+    ///
+    /// let client = HttpClientMiddleware::new()
+    ///     .client_builder(reqwest::Client::builder())
+    ///     .expect("a client")
+    ///     // .with(another_middleware)
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What [`reqwest::ClientBuilder::build`] fails with.
+    pub fn client_builder(
+        self,
+        builder: reqwest::ClientBuilder,
+    ) -> std::result::Result<reqwest_middleware::ClientBuilder, reqwest::Error> {
+        let client = builder.redirect(self.redirects.policy()).build()?;
+        Ok(reqwest_middleware::ClientBuilder::new(client).with(Installed(self)))
     }
 }
 
@@ -211,13 +228,18 @@ impl fmt::Debug for HttpClientMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClientMiddleware")
             .field("options", &self.options)
+            .field("redirects", &self.redirects)
             .finish()
     }
 }
 
+/// The middleware on a client it built: not public, so that it never runs
+/// on a client whose redirect policy would carry the baggage anywhere.
+struct Installed(HttpClientMiddleware);
+
 // `Middleware` is an `async_trait`; this is its expansion, written out so as
 // not to depend on `async-trait` for one impl.
-impl Middleware for HttpClientMiddleware {
+impl Middleware for Installed {
     fn handle<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
         req: Request,
@@ -230,6 +252,6 @@ impl Middleware for HttpClientMiddleware {
         'life2: 'async_trait,
         Self: 'async_trait,
     {
-        Box::pin(self.send(req, extensions, next))
+        Box::pin(self.0.send(req, extensions, next))
     }
 }

@@ -39,21 +39,21 @@
 //!
 //! reqwest follows redirects (10 by default) below any middleware, and on a
 //! hop to another host it removes credentials but keeps every other header,
-//! `baggage` among them: with reqwest's default redirect policy, baggage
-//! sent to an allowed host goes on to wherever that host redirects, and the
-//! middleware cannot prevent it. Give the client [`redirect_policy`]
-//! instead, or build it with [`HttpClientMiddleware::client`], which does
-//! both in one call: before a hop to a host the baggage policy does not
-//! allow, reqwest stops and the middleware sends that hop, and the rest of
-//! the chain, without the baggage (trace context still goes on every hop).
-//! A request whose body is a stream cannot be sent again: for one that is
-//! redirected (307, 308) there, the caller gets the redirect response. The
-//! middleware logs a warning, once, when a request with baggage was
-//! redirected by a client without that policy.
+//! `baggage` among them; a middleware cannot change the redirect policy of a
+//! client it did not build. So [`HttpClientMiddleware`] builds the client
+//! ([`HttpClientMiddleware::client`], from a `reqwest::ClientBuilder`), with a
+//! redirect policy of its own ([`Redirects`]): before a hop to a host the
+//! baggage policy does not allow, reqwest stops and the middleware sends that
+//! hop, and the rest of the chain, without the baggage (trace context still
+//! goes on every hop). A request whose body is a stream cannot be sent
+//! again: for one that is redirected (307, 308) there, the caller gets the
+//! redirect response.
 //!
-//! [`HttpClientLayer`] sees each request its tower stack sends: a redirect
-//! layer (such as tower-http's `FollowRedirect`) goes outside it, so that
-//! every hop is checked.
+//! [`HttpClientLayer`] decides on each request that passes through it: a
+//! redirect layer (such as tower-http's `FollowRedirectLayer`) goes outside
+//! it, so that every hop is a request of its own, with its own span and its
+//! own baggage decision. Inside it, the redirect layer would send the hops
+//! itself, with the first request's headers, baggage included.
 
 #[cfg(feature = "http-client")]
 mod layer;
@@ -72,7 +72,7 @@ pub use layer::{HttpClientLayer, HttpClientService, ResponseFuture};
 pub use middleware::HttpClientMiddleware;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
-pub use redirect::{TooManyRedirects, redirect_policy};
+pub use redirect::{Redirects, TooManyRedirects};
 
 use opentelemetry::metrics::Meter;
 use opentelemetry_semantic_conventions::metric::{

@@ -1,15 +1,16 @@
 //! Redirects under the baggage policy, for reqwest.
 //!
 //! reqwest follows redirects below any middleware and keeps every header
-//! but credentials on a cross-host hop, `baggage` included. The middleware
-//! marks the context it sends a request in with the baggage policy; the
-//! redirect policy here, which reqwest calls in that context, stops before
-//! a hop the baggage may not go to, and the middleware sends that hop
-//! itself without the baggage.
+//! but credentials on a cross-host hop, `baggage` included, and a middleware
+//! cannot change the redirect policy of a client it did not build: so the
+//! middleware builds the client, with the policy here. The middleware marks
+//! the context it sends a request in with the baggage policy; this redirect
+//! policy, which reqwest calls in that context, stops before a hop the
+//! baggage may not go to, and the middleware sends that hop itself without
+//! the baggage.
 
 use std::error::Error;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use http::header::{
@@ -22,38 +23,57 @@ use reqwest::{Request, Url};
 
 use crate::instrumentation::BaggagePolicy;
 
-/// reqwest's default limit.
-pub(crate) const DEFAULT_LIMIT: usize = 10;
-
-/// A reqwest redirect policy that follows at most `limit` redirects in a
-/// chain and never carries baggage to a host the
-/// [`HttpClientMiddleware`](super::HttpClientMiddleware)'s baggage policy
-/// does not allow: before such a hop it stops, and the middleware sends
-/// that hop (and the rest of the chain) without the baggage. Trace context
-/// goes on every hop.
-///
-/// reqwest's own default policy keeps the `baggage` header on every hop,
-/// to any host: a client that sends baggage should use this one.
-/// [`HttpClientMiddleware::client`](super::HttpClientMiddleware::client)
-/// builds such a client in one call.
+/// Which redirects a client built by
+/// [`HttpClientMiddleware`](super::HttpClientMiddleware) follows, as
+/// reqwest's `redirect::Policy::limited` and `Policy::none` do; on every
+/// followed hop the baggage policy is checked again. The default is
+/// `limited(10)`, reqwest's default.
 ///
 /// ```
-/// use baton::http::client::{HttpClientMiddleware, redirect_policy};
+/// use baton::http::client::{HttpClientMiddleware, Redirects};
 ///
-/// let client = reqwest::Client::builder()
-///     .redirect(redirect_policy(10))
-///     .build()
+/// // A proxy hands redirects back to its caller.
+/// let client = HttpClientMiddleware::new()
+///     .with_redirects(Redirects::none())
+///     .client(reqwest::Client::builder())
 ///     .expect("a client");
-/// let client = reqwest_middleware::ClientBuilder::new(client)
-///     .with(HttpClientMiddleware::new())
-///     .build();
 /// # drop(client);
 /// ```
-///
-/// Without the middleware it behaves as `reqwest::redirect::Policy::limited(limit)`,
-/// failing with [`TooManyRedirects`] past the limit.
-pub fn redirect_policy(limit: usize) -> Policy {
-    Policy::custom(move |attempt| decide(limit, attempt))
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redirects {
+    /// `None`: no redirect is followed.
+    limit: Option<usize>,
+}
+
+impl Redirects {
+    /// Follows at most `limit` redirects in a chain; past it the request
+    /// fails with [`TooManyRedirects`].
+    #[must_use]
+    pub const fn limited(limit: usize) -> Self {
+        Redirects { limit: Some(limit) }
+    }
+
+    /// Follows no redirect: the caller gets the redirect response.
+    #[must_use]
+    pub const fn none() -> Self {
+        Redirects { limit: None }
+    }
+
+    /// The reqwest policy: before a hop to a host the baggage policy of the
+    /// request's [`Chain`] does not allow, it stops, and the middleware
+    /// sends that hop (and the rest of the chain) without the baggage.
+    pub(crate) fn policy(self) -> Policy {
+        match self.limit {
+            Some(limit) => Policy::custom(move |attempt| decide(limit, attempt)),
+            None => Policy::none(),
+        }
+    }
+}
+
+impl Default for Redirects {
+    fn default() -> Self {
+        Redirects::limited(10)
+    }
 }
 
 fn decide(limit: usize, attempt: Attempt<'_>) -> reqwest::redirect::Action {
@@ -67,15 +87,13 @@ fn decide(limit: usize, attempt: Attempt<'_>) -> reqwest::redirect::Action {
     let Some(chain) = chain else {
         return attempt.follow();
     };
-    chain.consulted.store(true, Ordering::Relaxed);
-    let Some(baggage) = &chain.baggage else {
-        return attempt.follow();
-    };
-    if attempt
-        .url()
-        .host_str()
-        .is_some_and(|host| baggage.allows(host))
-    {
+    let allowed = chain.baggage.as_ref().is_none_or(|baggage| {
+        attempt
+            .url()
+            .host_str()
+            .is_some_and(|host| baggage.allows(host))
+    });
+    if allowed {
         return attempt.follow();
     }
     let stop = Stop {
@@ -87,7 +105,7 @@ fn decide(limit: usize, attempt: Attempt<'_>) -> reqwest::redirect::Action {
     attempt.stop()
 }
 
-/// More redirects in a chain than [`redirect_policy`]'s limit.
+/// More redirects in a chain than [`Redirects::limited`] allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyRedirects {
     limit: usize,
@@ -118,9 +136,6 @@ pub(crate) struct ChainState {
     baggage: Option<BaggagePolicy>,
     /// Redirects followed before this chain began.
     followed: usize,
-    /// Whether the redirect policy saw this chain: if not, and reqwest
-    /// followed a redirect, the client has another policy.
-    consulted: AtomicBool,
     /// The hop the redirect policy stopped before.
     stopped: Mutex<Option<Stop>>,
 }
@@ -138,13 +153,8 @@ impl Chain {
         Chain(Arc::new(ChainState {
             baggage,
             followed,
-            consulted: AtomicBool::new(false),
             stopped: Mutex::new(None),
         }))
-    }
-
-    pub(crate) fn consulted(&self) -> bool {
-        self.consulted.load(Ordering::Relaxed)
     }
 
     pub(crate) fn take_stop(&self) -> Option<Stop> {
