@@ -37,6 +37,17 @@ use crate::propagation::inject;
 ///     .expect("a client");
 /// # drop(client);
 /// ```
+///
+/// A client built elsewhere does not take it: its redirect policy would
+/// carry the baggage to any host.
+///
+/// ```compile_fail,E0277
+/// use baton::http::client::HttpClientMiddleware;
+///
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(HttpClientMiddleware::new())
+///     .build();
+/// ```
 #[derive(Clone)]
 pub struct HttpClientMiddleware {
     options: Options<Client>,
