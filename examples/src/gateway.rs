@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use baton::grpc::client::GrpcClient;
+use baton::grpc::client::GrpcClientService;
 use reqwest::Url;
 use reqwest_middleware::ClientWithMiddleware;
 use serde_json::{Value, json};
@@ -35,7 +35,7 @@ const PRICING_CONCURRENCY: usize = 256;
 
 #[derive(Clone)]
 struct Peers {
-    orders: OrdersClient<GrpcClient<Channel>>,
+    orders: OrdersClient<GrpcClientService<Channel>>,
     http: ClientWithMiddleware,
     pricing: Url,
     pricing_slots: Arc<Semaphore>,

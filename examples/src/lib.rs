@@ -270,7 +270,7 @@ fn grpc_server() -> tonic::transport::Server {
 fn grpc_client(
     url: &reqwest::Url,
     providers: &Providers,
-) -> baton::grpc::client::GrpcClient<tonic::transport::Channel> {
+) -> baton::grpc::client::GrpcClientService<tonic::transport::Channel> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
         .unwrap_or_else(|err| panic!("{url} is not a gRPC endpoint: {err}"));
     let layer = providers.grpc_client(endpoint.uri());

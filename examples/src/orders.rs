@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use baton::grpc::client::GrpcClient;
+use baton::grpc::client::GrpcClientService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -41,7 +41,7 @@ pub async fn serve(
 }
 
 struct Service {
-    inventory: InventoryClient<GrpcClient<Channel>>,
+    inventory: InventoryClient<GrpcClientService<Channel>>,
     next_order: AtomicU64,
 }
 

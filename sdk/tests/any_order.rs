@@ -23,7 +23,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use baton::Init;
-use baton::grpc::client::{GrpcClient, GrpcClientLayer};
+use baton::grpc::client::{GrpcClientLayer, GrpcClientService};
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
@@ -37,7 +37,7 @@ use tonic::transport::{Channel, Endpoint, Server};
 /// The gateway's handler: calls orders, and answers its reply with the
 /// `traceparent` and `b3` headers the gateway received.
 async fn checkout(
-    State(mut orders): State<EchoClient<GrpcClient<Channel>>>,
+    State(mut orders): State<EchoClient<GrpcClientService<Channel>>>,
     headers: http::HeaderMap,
 ) -> String {
     let reply = orders

@@ -141,7 +141,7 @@ impl Harness {
     }
 
     /// A client through the client layer.
-    fn client(&self) -> EchoClient<baton::grpc::client::GrpcClient<Channel>> {
+    fn client(&self) -> EchoClient<baton::grpc::client::GrpcClientService<Channel>> {
         let layer = GrpcClientLayer::new(
             &format!("http://127.0.0.1:{}", self.addr.port())
                 .parse()

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
-use baton::grpc::client::{GrpcClient, GrpcClientLayer};
+use baton::grpc::client::{GrpcClientLayer, GrpcClientService};
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
@@ -71,7 +71,7 @@ async fn orders() -> SocketAddr {
     addr
 }
 
-type OrdersClient = EchoClient<GrpcClient<Channel>>;
+type OrdersClient = EchoClient<GrpcClientService<Channel>>;
 
 /// The gateway: `/checkout` calls orders, `/broken` calls orders' failing
 /// method and answers 502.

@@ -26,7 +26,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
-use baton::grpc::client::{GrpcClient, GrpcClientLayer};
+use baton::grpc::client::{GrpcClientLayer, GrpcClientService};
 use baton::grpc::server::GrpcServerLayer;
 use baton::http::client::HttpClientMiddleware;
 use baton::http::server::HttpServerLayer;
@@ -227,7 +227,7 @@ impl Echo for Orders {
 
 // ---- gateway: axum + HttpServerLayer, calling orders -----------------------
 
-type OrdersClient = EchoClient<GrpcClient<Channel>>;
+type OrdersClient = EchoClient<GrpcClientService<Channel>>;
 
 #[derive(Clone)]
 struct Gateway {

@@ -293,3 +293,38 @@ macro_rules! client_options {
 }
 #[cfg(any(feature = "_http-client", feature = "tonic"))]
 pub(crate) use client_options;
+
+/// The constructor and accessors every middleware's tower service has, as
+/// tower's own middleware do: `new`, `get_ref`, `get_mut`, `into_inner`.
+/// The service holds `inner` and its layer, shared, as `layer`.
+#[cfg(any(feature = "http-server", feature = "http-client", feature = "tonic"))]
+macro_rules! service_accessors {
+    ($service:ident, $layer:ident) => {
+        impl<S> $service<S> {
+            #[doc = concat!("Wraps `inner` with `layer`'s configuration, as [`", stringify!($layer), "`] does.")]
+            pub fn new(inner: S, layer: $layer) -> Self {
+                $service {
+                    inner,
+                    layer: std::sync::Arc::new(layer),
+                }
+            }
+
+            /// The inner service.
+            pub fn get_ref(&self) -> &S {
+                &self.inner
+            }
+
+            /// The inner service, mutably.
+            pub fn get_mut(&mut self) -> &mut S {
+                &mut self.inner
+            }
+
+            /// Unwraps the inner service.
+            pub fn into_inner(self) -> S {
+                self.inner
+            }
+        }
+    };
+}
+#[cfg(any(feature = "http-server", feature = "http-client", feature = "tonic"))]
+pub(crate) use service_accessors;

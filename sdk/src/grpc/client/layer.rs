@@ -1,7 +1,7 @@
 use opentelemetry::metrics::Meter;
 use tower_layer::Layer;
 
-use super::GrpcClient;
+use super::GrpcClientService;
 use crate::global::Snapshot;
 use crate::grpc::call::{Addresses, Instruments, Side};
 use crate::instrumentation::{Address, Kind, Options, client_options, options};
@@ -63,12 +63,9 @@ pub(crate) fn destination_address(destination: &http::Uri) -> Option<Address> {
 }
 
 impl<S> Layer<S> for GrpcClientLayer {
-    type Service = GrpcClient<S>;
+    type Service = GrpcClientService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcClient {
-            inner,
-            layer: std::sync::Arc::new(self.clone()),
-        }
+        GrpcClientService::new(inner, self.clone())
     }
 }

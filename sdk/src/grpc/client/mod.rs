@@ -33,17 +33,19 @@ pub(crate) use layer::destination_address;
 use super::body::ResponseBody;
 use super::call::{self, Side};
 use super::future::ResponseFuture;
-use crate::instrumentation::RequestView;
+use crate::instrumentation::{RequestView, service_accessors};
 use crate::propagation::inject;
 
 /// The service [`GrpcClientLayer`] wraps an inner service (a channel) in.
 #[derive(Clone, Debug)]
-pub struct GrpcClient<S> {
+pub struct GrpcClientService<S> {
     inner: S,
     layer: Arc<GrpcClientLayer>,
 }
 
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for GrpcClient<S>
+service_accessors!(GrpcClientService, GrpcClientLayer);
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for GrpcClientService<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
 {

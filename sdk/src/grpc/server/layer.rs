@@ -1,7 +1,7 @@
 use opentelemetry::metrics::Meter;
 use tower_layer::Layer;
 
-use super::GrpcServer;
+use super::GrpcServerService;
 use crate::global::Snapshot;
 use crate::grpc::call::{Addresses, Instruments, Side};
 use crate::instrumentation::{Kind, Options, options, server_options};
@@ -52,12 +52,9 @@ impl Default for GrpcServerLayer {
 }
 
 impl<S> Layer<S> for GrpcServerLayer {
-    type Service = GrpcServer<S>;
+    type Service = GrpcServerService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcServer {
-            inner,
-            layer: std::sync::Arc::new(self.clone()),
-        }
+        GrpcServerService::new(inner, self.clone())
     }
 }

@@ -32,19 +32,21 @@ pub use layer::GrpcServerLayer;
 use super::body::ResponseBody;
 use super::call::{self, Side};
 use super::future::ResponseFuture;
-use crate::instrumentation::RequestView;
+use crate::instrumentation::{RequestView, service_accessors};
 use crate::propagation::{extract, remote_parent};
 use crate::request_id::RequestId;
 use crate::trace::Incoming;
 
 /// The service [`GrpcServerLayer`] wraps an inner service in.
 #[derive(Clone, Debug)]
-pub struct GrpcServer<S> {
+pub struct GrpcServerService<S> {
     inner: S,
     layer: Arc<GrpcServerLayer>,
 }
 
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for GrpcServer<S>
+service_accessors!(GrpcServerService, GrpcServerLayer);
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for GrpcServerService<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
 {

@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use super::Client;
 use super::outgoing::{Outgoing, Plan, Target};
-use crate::instrumentation::{Options, RequestView, client_options, options};
+use crate::instrumentation::{Options, RequestView, client_options, options, service_accessors};
 use crate::{InContext, Run};
 
 /// Applies [`HttpClientService`] to a tower HTTP client (hyper-util's
@@ -73,10 +73,7 @@ impl<S> Layer<S> for HttpClientLayer {
     type Service = HttpClientService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HttpClientService {
-            inner,
-            layer: Arc::new(self.clone()),
-        }
+        HttpClientService::new(inner, self.clone())
     }
 }
 
@@ -89,17 +86,7 @@ pub struct HttpClientService<S> {
     layer: Arc<HttpClientLayer>,
 }
 
-impl<S> HttpClientService<S> {
-    /// The inner client.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the inner client.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+service_accessors!(HttpClientService, HttpClientLayer);
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpClientService<S>
 where

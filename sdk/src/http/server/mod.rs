@@ -60,7 +60,7 @@ pub use layer::{HttpServerLayer, Route};
 
 use recording::Recording;
 
-use crate::instrumentation::RequestView;
+use crate::instrumentation::{RequestView, service_accessors};
 
 /// Extracts, traces and measures each request, then calls the inner service
 /// in the request's context. Made by [`HttpServerLayer`].
@@ -71,30 +71,7 @@ pub struct HttpServerService<S> {
     layer: Arc<HttpServerLayer>,
 }
 
-impl<S> HttpServerService<S> {
-    /// Wraps `inner` with `layer`'s configuration.
-    pub fn new(inner: S, layer: HttpServerLayer) -> Self {
-        HttpServerService {
-            inner,
-            layer: Arc::new(layer),
-        }
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+service_accessors!(HttpServerService, HttpServerLayer);
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpServerService<S>
 where
