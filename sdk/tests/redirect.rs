@@ -18,7 +18,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use baton::http::client::{HttpClientMiddleware, Redirects, TooManyRedirects};
+use baton::http::client::{ClientBuildError, HttpClientMiddleware, Redirects, TooManyRedirects};
 use baton::instrumentation::BaggagePolicy;
 use baton::testing::Capture;
 use http_support::Server;
@@ -250,12 +250,13 @@ async fn the_one_call_client_drops_the_baggage_on_redirect() {
     setup.stop().await;
 }
 
+/// reqwest's default policy, set again, is no policy of the builder's own:
+/// the client still checks every hop.
 #[tokio::test]
-async fn the_builders_own_redirect_policy_is_replaced() {
+async fn a_builder_with_reqwests_default_policy_has_every_hop_checked() {
     let capture = Capture::start();
     let setup = Setup::start().await;
     setup.redirect("/start", setup.url('b', "127.0.0.1", "/end"));
-    // reqwest's own policy would carry the baggage on.
     let builder = setup
         .builder()
         .redirect(reqwest::redirect::Policy::limited(10));
@@ -266,6 +267,41 @@ async fn the_builders_own_redirect_policy_is_replaced() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(setup.seen(), [row("/start", SESSION), row("/end", None)]);
     setup.stop().await;
+}
+
+/// A builder's own policy would be replaced without a word (a client meant
+/// to follow no redirect would follow ten): it is refused, with the way out.
+#[test]
+fn a_builder_with_a_redirect_policy_of_its_own_is_refused() {
+    use reqwest::redirect::Policy;
+    type Make = fn() -> Policy;
+    let policies: [(&str, Make); 3] = [
+        ("none", Policy::none),
+        ("limited(3)", || Policy::limited(3)),
+        ("custom", || Policy::custom(|attempt| attempt.follow())),
+    ];
+    for (name, policy) in policies {
+        let builder = || reqwest::Client::builder().redirect(policy());
+        let error = HttpClientMiddleware::new().client(builder()).unwrap_err();
+        assert!(
+            matches!(error, ClientBuildError::RedirectPolicy),
+            "{name}: {error:?}"
+        );
+        assert!(error.to_string().contains("with_redirects"), "{error}");
+        let refused = HttpClientMiddleware::new().client_builder(builder());
+        assert!(
+            matches!(refused, Err(ClientBuildError::RedirectPolicy)),
+            "{name}"
+        );
+    }
+    // Everything else a builder holds is its own business.
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-note", "redirect_policy: Policy(None)".parse().unwrap());
+    let builder = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .user_agent("shop/1.0")
+        .default_headers(headers);
+    assert!(HttpClientMiddleware::new().client(builder).is_ok());
 }
 
 #[tokio::test]

@@ -162,9 +162,10 @@ impl HttpClientMiddleware {
         .await
     }
 
-    /// A client for `builder` with this middleware and its redirect policy
-    /// (which replaces any `builder` has), so that no redirect carries
-    /// baggage where the baggage policy does not allow it.
+    /// A client for `builder` with this middleware and its redirect policy,
+    /// so that no redirect carries baggage where the baggage policy does not
+    /// allow it. Which redirects it follows is set with
+    /// [`with_redirects`](Self::with_redirects), not on `builder`.
     ///
     /// ```
     /// use baton::http::client::HttpClientMiddleware;
@@ -177,11 +178,14 @@ impl HttpClientMiddleware {
     ///
     /// # Errors
     ///
-    /// What [`reqwest::ClientBuilder::build`] fails with.
+    /// [`ClientBuildError::RedirectPolicy`] if `builder` has a redirect
+    /// policy of its own (it would otherwise be replaced without a word);
+    /// [`ClientBuildError::Build`] with what [`reqwest::ClientBuilder::build`]
+    /// fails with.
     pub fn client(
         self,
         builder: reqwest::ClientBuilder,
-    ) -> std::result::Result<ClientWithMiddleware, reqwest::Error> {
+    ) -> std::result::Result<ClientWithMiddleware, ClientBuildError> {
         Ok(self.client_builder(builder)?.build())
     }
 
@@ -202,13 +206,52 @@ impl HttpClientMiddleware {
     ///
     /// # Errors
     ///
-    /// What [`reqwest::ClientBuilder::build`] fails with.
+    /// As [`client`](Self::client).
     pub fn client_builder(
         self,
         builder: reqwest::ClientBuilder,
-    ) -> std::result::Result<reqwest_middleware::ClientBuilder, reqwest::Error> {
-        let client = builder.redirect(self.redirects.policy()).build()?;
+    ) -> std::result::Result<reqwest_middleware::ClientBuilder, ClientBuildError> {
+        if super::redirect::has_own_policy(&builder) {
+            return Err(ClientBuildError::RedirectPolicy);
+        }
+        let client = builder
+            .redirect(self.redirects.policy())
+            .build()
+            .map_err(ClientBuildError::Build)?;
         Ok(reqwest_middleware::ClientBuilder::new(client).with(Installed(self)))
+    }
+}
+
+/// Why [`HttpClientMiddleware::client`] built no client.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientBuildError {
+    /// The `reqwest::ClientBuilder` has a redirect policy of its own: set
+    /// which redirects to follow with
+    /// [`HttpClientMiddleware::with_redirects`] instead.
+    RedirectPolicy,
+    /// reqwest could not build the client.
+    Build(reqwest::Error),
+}
+
+impl fmt::Display for ClientBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientBuildError::RedirectPolicy => f.write_str(
+                "the reqwest client builder has a redirect policy of its own: \
+                 set redirects with HttpClientMiddleware::with_redirects",
+            ),
+            ClientBuildError::Build(_) => f.write_str("building the reqwest client failed"),
+        }
+    }
+}
+
+impl std::error::Error for ClientBuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientBuildError::RedirectPolicy => None,
+            ClientBuildError::Build(error) => Some(error),
+        }
     }
 }
 

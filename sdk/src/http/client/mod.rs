@@ -42,7 +42,8 @@
 //! `baggage` among them; a middleware cannot change the redirect policy of a
 //! client it did not build. So [`HttpClientMiddleware`] builds the client
 //! ([`HttpClientMiddleware::client`], from a `reqwest::ClientBuilder`), with a
-//! redirect policy of its own ([`Redirects`]): before a hop to a host the
+//! redirect policy of its own ([`Redirects`]; a builder with another policy
+//! is refused, not overridden): before a hop to a host the
 //! baggage policy does not allow, reqwest stops and the middleware sends that
 //! hop, and the rest of the chain, without the baggage (trace context still
 //! goes on every hop). A request whose body is a stream cannot be sent
@@ -69,7 +70,7 @@ mod url;
 pub use layer::{HttpClientLayer, HttpClientService, ResponseFuture};
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
-pub use middleware::HttpClientMiddleware;
+pub use middleware::{ClientBuildError, HttpClientMiddleware};
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use redirect::{Redirects, TooManyRedirects};

@@ -76,6 +76,20 @@ impl Default for Redirects {
     }
 }
 
+/// Whether `builder` has a redirect policy other than reqwest's default.
+/// reqwest has no accessor for it; its `Debug` shows the field exactly when
+/// the policy is not the default, and before the default headers, whose
+/// values are the caller's (reqwest 0.13's `Config::fmt_fields`). The
+/// redirect tests check every kind of policy, and a header value that
+/// reads like the field.
+pub(crate) fn has_own_policy(builder: &reqwest::ClientBuilder) -> bool {
+    let debug = format!("{builder:?}");
+    let fields = debug
+        .split_once("default_headers: ")
+        .map_or(debug.as_str(), |(before, _)| before);
+    fields.contains("redirect_policy: Policy(")
+}
+
 fn decide(limit: usize, attempt: Attempt<'_>) -> reqwest::redirect::Action {
     let chain = opentelemetry::Context::map_current(|cx| cx.get::<Chain>().cloned());
     let followed = chain.as_ref().map_or(0, |chain| chain.followed);
